@@ -1,0 +1,288 @@
+#include "keyhold/crypto/file_io.h"
+
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+
+namespace keyhold {
+namespace {
+
+std::string ErrnoText(int err) { return std::strerror(err); }
+
+Error IoError(const std::string& what, int err) {
+  std::string hint;
+  if (err == ENOSPC) hint = "free some disk space and try again";
+  if (err == EFBIG) hint = "the file size limit (ulimit -f) or the filesystem's limit was reached";
+  if (err == EACCES || err == EPERM) hint = "check the permissions of the file and its directory";
+  return Error(ErrorCode::kIo, what + ": " + ErrnoText(err), hint);
+}
+
+// Registry of live temp files, readable from a signal handler. A slot is claimed by CAS
+// (0 -> 1), filled, then published (1 -> 2); the handler only reads published slots.
+constexpr int kMaxTempFiles = 256;
+struct TempSlot {
+  std::atomic<int> state{0};
+  char path[PATH_MAX];
+};
+TempSlot g_temp_slots[kMaxTempFiles];
+
+int RegisterTemp(const std::string& path) {
+  if (path.size() >= PATH_MAX) return -1;
+  for (int i = 0; i < kMaxTempFiles; ++i) {
+    int expected = 0;
+    if (g_temp_slots[i].state.compare_exchange_strong(expected, 1)) {
+      std::memcpy(g_temp_slots[i].path, path.c_str(), path.size() + 1);
+      g_temp_slots[i].state.store(2, std::memory_order_release);
+      return i;
+    }
+  }
+  return -1;  // registry full: the file is still removed by the destructor, not by signals
+}
+
+void UnregisterTemp(int slot) {
+  if (slot >= 0) g_temp_slots[slot].state.store(0, std::memory_order_release);
+}
+
+extern "C" void CleanupAndReraise(int sig) {
+  for (auto& slot : g_temp_slots) {
+    if (slot.state.load(std::memory_order_acquire) == 2) unlink(slot.path);
+  }
+  signal(sig, SIG_DFL);
+  raise(sig);
+}
+
+}  // namespace
+
+Result<size_t> ReadFull(int fd, std::span<uint8_t> out) {
+  size_t done = 0;
+  while (done < out.size()) {
+    ssize_t n = read(fd, out.data() + done, out.size() - done);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return IoError("read failed", errno);
+    }
+    if (n == 0) break;
+    done += static_cast<size_t>(n);
+  }
+  return done;
+}
+
+Result<size_t> PreadFull(int fd, std::span<uint8_t> out, uint64_t offset) {
+  size_t done = 0;
+  while (done < out.size()) {
+    ssize_t n = pread(fd, out.data() + done, out.size() - done,
+                      static_cast<off_t>(offset + done));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return IoError("read failed", errno);
+    }
+    if (n == 0) break;
+    done += static_cast<size_t>(n);
+  }
+  return done;
+}
+
+Status WriteAll(int fd, std::span<const uint8_t> data) {
+  size_t done = 0;
+  while (done < data.size()) {
+    ssize_t n = write(fd, data.data() + done, data.size() - done);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return IoError("write failed", errno);
+    }
+    done += static_cast<size_t>(n);
+  }
+  return {};
+}
+
+Result<std::vector<uint8_t>> ReadSmallFile(const std::string& path, size_t max_size) {
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    int err = errno;
+    if (err == ENOENT) return Error(ErrorCode::kNotFound, path + ": no such file");
+    return IoError(path, err);
+  }
+  std::vector<uint8_t> out(max_size + 1);
+  auto n = ReadFull(fd, out);
+  close(fd);
+  if (!n.ok()) return std::move(n).error();
+  if (*n > max_size) {
+    return Error(ErrorCode::kMalformed,
+                 path + ": larger than the limit of " + std::to_string(max_size) + " bytes");
+  }
+  out.resize(*n);
+  return out;
+}
+
+std::string DirName(const std::string& path) {
+  size_t pos = path.find_last_of('/');
+  if (pos == std::string::npos) return ".";
+  if (pos == 0) return "/";
+  return path.substr(0, pos);
+}
+
+std::string BaseName(const std::string& path) {
+  size_t pos = path.find_last_of('/');
+  return pos == std::string::npos ? path : path.substr(pos + 1);
+}
+
+Status FsyncDirectory(const std::string& dir) {
+  int fd = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return IoError("cannot open directory " + dir, errno);
+  int rc = fsync(fd);
+  int err = errno;
+  close(fd);
+  // Some filesystems do not support fsync on directories; that is not a data-loss error.
+  if (rc != 0 && err != EINVAL && err != EROFS) return IoError("fsync " + dir, err);
+  return {};
+}
+
+Result<AtomicFile> AtomicFile::Create(const std::string& final_path, Overwrite overwrite,
+                                      mode_t final_mode) {
+  if (final_path.empty()) return Error(ErrorCode::kInvalidArgument, "empty output path");
+  struct stat st;
+  if (overwrite == Overwrite::kNo && lstat(final_path.c_str(), &st) == 0) {
+    return Error(ErrorCode::kAlreadyExists, final_path + ": already exists",
+                 "use --force to overwrite it, or choose another output name");
+  }
+  if (lstat(final_path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) {
+    return Error(ErrorCode::kAlreadyExists, final_path + ": is a directory");
+  }
+  AtomicFile f;
+  f.final_path_ = final_path;
+  f.final_mode_ = final_mode;
+  f.overwrite_ = overwrite;
+  std::string dir = DirName(final_path);
+  // Same directory as the target, so rename(2) is atomic; hidden, unpredictable suffix.
+  std::string tmpl;
+  if (final_path.find('/') != std::string::npos) tmpl = (dir == "/" ? std::string() : dir) + "/";
+  tmpl += ".";
+  tmpl += BaseName(final_path);
+  tmpl += ".kh-tmp-XXXXXX";
+  std::vector<char> buf(tmpl.begin(), tmpl.end());
+  buf.push_back('\0');
+  // mkostemp creates with O_CREAT|O_EXCL and mode 0600: never follows a planted symlink.
+  f.fd_ = mkostemp(buf.data(), O_CLOEXEC);
+  if (f.fd_ < 0) return IoError("cannot create a temporary file in " + dir, errno);
+  f.temp_path_ = buf.data();
+  f.slot_ = RegisterTemp(f.temp_path_);
+  return f;
+}
+
+AtomicFile::AtomicFile(AtomicFile&& o) noexcept
+    : final_path_(std::move(o.final_path_)),
+      temp_path_(std::move(o.temp_path_)),
+      fd_(o.fd_),
+      slot_(o.slot_),
+      final_mode_(o.final_mode_),
+      overwrite_(o.overwrite_),
+      committed_(o.committed_) {
+  o.fd_ = -1;
+  o.slot_ = -1;
+  o.committed_ = true;
+}
+
+AtomicFile& AtomicFile::operator=(AtomicFile&& o) noexcept {
+  if (this != &o) {
+    Abort();
+    final_path_ = std::move(o.final_path_);
+    temp_path_ = std::move(o.temp_path_);
+    fd_ = o.fd_;
+    slot_ = o.slot_;
+    final_mode_ = o.final_mode_;
+    overwrite_ = o.overwrite_;
+    committed_ = o.committed_;
+    o.fd_ = -1;
+    o.slot_ = -1;
+    o.committed_ = true;
+  }
+  return *this;
+}
+
+AtomicFile::~AtomicFile() { Abort(); }
+
+void AtomicFile::Abort() {
+  if (fd_ >= 0) {
+    close(fd_);
+    fd_ = -1;
+  }
+  if (!committed_ && !temp_path_.empty()) {
+    unlink(temp_path_.c_str());
+    temp_path_.clear();
+  }
+  UnregisterTemp(slot_);
+  slot_ = -1;
+}
+
+Status AtomicFile::Commit() {
+  if (fd_ < 0 || committed_) return Error(ErrorCode::kInternal, "atomic file already closed");
+  if (fchmod(fd_, final_mode_) != 0) {
+    Status s = IoError("chmod " + temp_path_, errno);
+    Abort();
+    return s;
+  }
+  if (fsync(fd_) != 0) {
+    Status s = IoError("fsync " + final_path_, errno);
+    Abort();
+    return s;
+  }
+  if (close(fd_) != 0) {
+    fd_ = -1;
+    Status s = IoError("close " + final_path_, errno);
+    Abort();
+    return s;
+  }
+  fd_ = -1;
+  int rc;
+  if (overwrite_ == Overwrite::kYes) {
+    rc = rename(temp_path_.c_str(), final_path_.c_str());
+  } else {
+    rc = renameat2(AT_FDCWD, temp_path_.c_str(), AT_FDCWD, final_path_.c_str(), RENAME_NOREPLACE);
+    if (rc != 0 && (errno == EINVAL || errno == ENOSYS)) {
+      // Filesystem without RENAME_NOREPLACE: link(2) fails if the name exists.
+      rc = link(temp_path_.c_str(), final_path_.c_str());
+      if (rc == 0) unlink(temp_path_.c_str());
+    }
+  }
+  if (rc != 0) {
+    int err = errno;
+    Abort();
+    if (err == EEXIST) {
+      return Error(ErrorCode::kAlreadyExists, final_path_ + ": already exists",
+                   "use --force to overwrite it, or choose another output name");
+    }
+    return IoError("rename to " + final_path_, err);
+  }
+  committed_ = true;
+  UnregisterTemp(slot_);
+  slot_ = -1;
+  return FsyncDirectory(DirName(final_path_));
+}
+
+Status WriteFileAtomically(const std::string& path, std::span<const uint8_t> data,
+                           AtomicFile::Overwrite overwrite, mode_t mode) {
+  KH_ASSIGN_OR_RETURN(AtomicFile f, AtomicFile::Create(path, overwrite, mode));
+  KH_RETURN_IF_ERROR(f.Write(data));
+  return f.Commit();
+}
+
+void InstallTempFileCleanupHandlers() {
+  struct sigaction sa;
+  std::memset(&sa, 0, sizeof(sa));
+  sa.sa_handler = CleanupAndReraise;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+  sigaction(SIGHUP, &sa, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+}
+
+}  // namespace keyhold
