@@ -115,8 +115,11 @@ Result<SecretBytes> HkdfExpand(HashAlg alg, std::span<const uint8_t> prk,
     return Error(ErrorCode::kInvalidArgument,
                  "hkdf-expand output length must be 1.." + std::to_string(255 * HashSize(alg)));
   }
-  if (prk.size() < HashSize(alg)) {
-    return Error(ErrorCode::kInvalidArgument, "hkdf-expand prk shorter than the hash output");
+  // RFC 5869 asks for a PRK of at least HashLen bytes, but protocols legitimately use a
+  // uniformly random key of another size as the PRK (c2sp.org/chunked-encryption expands a
+  // 32-byte input key with SHA-512), so only an empty PRK is refused.
+  if (prk.empty()) {
+    return Error(ErrorCode::kInvalidArgument, "hkdf-expand prk must not be empty");
   }
   return RunHkdf(alg, EVP_KDF_HKDF_MODE_EXPAND_ONLY, prk, {}, info, length);
 }

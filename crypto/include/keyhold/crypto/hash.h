@@ -45,7 +45,9 @@ Result<SecretBytes> HkdfExtract(HashAlg alg, std::span<const uint8_t> salt,
                                 std::span<const uint8_t> ikm);
 
 // HKDF-Expand(prk, info, length). kInvalidArgument if length is 0 or exceeds 255 * HashSize,
-// or if prk is shorter than HashSize (RFC 5869 requires at least HashLen bytes).
+// or if prk is empty. A PRK shorter than HashSize is accepted (RFC 5869 recommends at least
+// HashLen bytes, but c2sp.org/chunked-encryption uses a 32-byte key as a SHA-512 PRK); the
+// caller is responsible for the PRK being a uniformly random key.
 Result<SecretBytes> HkdfExpand(HashAlg alg, std::span<const uint8_t> prk,
                                std::span<const uint8_t> info, size_t length);
 
