@@ -204,6 +204,22 @@ struct RewrapParams {
 // fresh stanzas for the new targets, and a new MAC. The payload is untouched.
 Result<std::vector<uint8_t>> Rewrap(const OpenedHeader& opened, const RewrapParams& params);
 
+namespace testing {
+// Fixed per-object randomness for CreateHeader, to reproduce test vectors byte for byte.
+// Never use outside tests: a repeated DEK, salt or ephemeral secret breaks the format's
+// security argument (the zero wrap nonce is safe only because every wrap key is fresh).
+struct FixedHeaderInputs {
+  std::array<uint8_t, kObjectIdSize> object_id{};
+  const SecretBytes* dek = nullptr;                           // 32 bytes, borrowed
+  std::vector<std::array<uint8_t, kWrapSaltSize>> kek_salts;  // one per EncryptParams::keks
+  std::vector<const SecretBytes*> ephemeral_secrets;          // one per recipient, borrowed
+};
+// CreateHeader with the inputs above instead of fresh randomness. kInvalidArgument if the
+// counts or sizes do not match the params.
+Result<NewHeader> CreateHeaderDeterministicForTesting(const EncryptParams& params,
+                                                      const FixedHeaderInputs& inputs);
+}  // namespace testing
+
 }  // namespace keyhold::envelope
 
 #endif  // KEYHOLD_CRYPTO_ENVELOPE_H_
