@@ -1,0 +1,227 @@
+#!/usr/bin/env bash
+# Transcript tests: the everyday commands, from init to decrypt, and their error paths.
+. "$(dirname "$0")/lib/common.bash"
+
+# --- version and help -------------------------------------------------------------------
+kh --version
+expect_code 0; expect_out "keyhold "; expect_out "OpenSSL 3"; expect_out "libsodium "
+kh --help
+expect_code 0
+for c in init slot keygen recipient key encrypt decrypt inspect rewrap; do expect_out "$c"; done
+kh frobnicate
+expect_code 2; expect_error_format
+
+# --- missing keystore -------------------------------------------------------------------
+kh --passphrase-file pass key list
+expect_code 1; expect_error_format; expect_err "no keystore at $T/ks"; expect_err "keyhold: hint: "
+
+# --- init -------------------------------------------------------------------------------
+setup_keystore
+expect_true '[ "$(stat -c %a ks)" = 700 ]'
+expect_true '[ "$(stat -c %a ks/keystore.json)" = 600 ]'
+kh --passphrase-file pass init --insecure-fast-kdf-for-testing
+expect_code 1; expect_err "already exists"
+# Passphrase never accepted in argv: there is no such flag.
+kh --passphrase "secret" key list
+expect_code 2
+
+# --- keys -------------------------------------------------------------------------------
+kh --passphrase-file pass key create backups --rotation-days 90
+expect_code 0; expect_err "created key backups"
+kh --passphrase-file pass key create backups
+expect_code 1; expect_err "already exists"
+kh --passphrase-file pass key create 'bad name!'
+expect_code 2; expect_error_format
+kh --passphrase-file pass key list
+expect_code 0; expect_out "backups"; expect_out "v1"; expect_out "default"
+kh --json --passphrase-file pass key show backups
+expect_code 0; expect_out '"versions"'; expect_out '"state": "active"'; expect_out '"version": 1'
+# Global options after the command work too.
+kh key show backups --json --passphrase-file pass
+expect_code 0; expect_out '"name": "backups"'
+kh --passphrase-file pass key show nosuchkey
+expect_code 1; expect_error_format; expect_err "nosuchkey"
+
+# --- wrong passphrase -------------------------------------------------------------------
+kh --passphrase-file wrong key list
+expect_code 6; expect_error_format; expect_err "no unlock slot could be opened"
+KEYHOLD_PASSPHRASE="correct horse battery staple" kh key list
+expect_code 0; expect_out "backups"
+exec 3<pass
+kh --passphrase-fd 3 key list
+expect_code 0
+exec 3<&-
+
+# --- encrypt / inspect / decrypt with context --------------------------------------------
+head -c 40000 /dev/urandom > data.bin
+kh --passphrase-file pass encrypt -k backups -c bucket=acme-prod -c object=invoices/11.pdf data.bin
+expect_code 0; expect_file data.bin.kh; expect_empty_out
+kh inspect data.bin.kh
+expect_code 0; expect_out "bucket=acme-prod"; expect_out "object=invoices/11.pdf"
+expect_out "kek     backups v1"; expect_out "40000 bytes of plaintext"
+kh --json inspect data.bin.kh
+expect_code 0; expect_out '"plaintext_bytes": 40000'; expect_out '"kind": "kek"'
+expect_out '"bucket": "acme-prod"'
+mv data.bin data.orig
+kh --passphrase-file pass decrypt data.bin.kh
+expect_code 0; expect_same data.orig data.bin
+expect_true '[ "$(stat -c %a data.bin)" = 600 ]'
+# Existing output is not overwritten without --force.
+kh --passphrase-file pass decrypt data.bin.kh
+expect_code 1; expect_err "already exists"; expect_err "--force"
+kh --passphrase-file pass decrypt -f data.bin.kh
+expect_code 0
+kh --passphrase-file pass decrypt --expect-context bucket=acme-prod -o - data.bin.kh
+expect_code 0
+kh --passphrase-file pass decrypt --expect-context bucket=other -o out.bin data.bin.kh
+expect_code 7; expect_error_format; expect_err "bucket"; expect_no_file out.bin
+
+# --- tampering ---------------------------------------------------------------------------
+cp data.bin.kh tampered.kh
+printf '\x01' | dd of=tampered.kh bs=1 seek=30000 conv=notrunc status=none
+kh --passphrase-file pass decrypt -o t.out tampered.kh
+expect_code 3; expect_error_format; expect_no_file t.out; expect_no_temp .
+cp data.bin.kh tampered2.kh
+printf 'X' | dd of=tampered2.kh bs=1 seek=12 conv=notrunc status=none
+kh --passphrase-file pass decrypt -o t2.out tampered2.kh
+expect_true '[ "$CODE" -eq 3 ] || [ "$CODE" -eq 4 ]'; expect_no_file t2.out
+head -c 100 /dev/urandom > garbage.kh
+kh --passphrase-file pass decrypt -o g.out garbage.kh
+expect_code 3; expect_err "not a keyhold object"
+kh inspect garbage.kh
+expect_code 3; expect_error_format
+
+# --- unreadable and missing input ---------------------------------------------------------
+kh --passphrase-file pass encrypt -k backups -o x.kh nosuchfile
+expect_code 1; expect_error_format; expect_err "nosuchfile"
+mkdir adir
+kh --passphrase-file pass encrypt -k backups -o x.kh adir
+expect_code 2; expect_err "-O DIR"
+kh --passphrase-file pass encrypt -k nokey data.orig -o x.kh
+expect_code 1; expect_err "nokey"; expect_no_file x.kh
+
+# --- keygen and recipients ---------------------------------------------------------------
+R=$("$KH_BIN" keygen -o me.key 2>/dev/null)
+expect_true '[[ "$R" == kh1* ]]'
+expect_true '[ "$(stat -c %a me.key)" = 600 ]'
+expect_true 'grep -q "^KH-SECRET-KEY-1" me.key'
+kh keygen -o me.key
+expect_code 1; expect_err "already exists"
+# Encrypting to a recipient needs no keystore at all.
+KEYHOLD_HOME=/nonexistent kh encrypt -r "$R" -o pub.kh data.orig
+expect_code 0; expect_file pub.kh
+KEYHOLD_HOME=/nonexistent kh decrypt -i me.key -o pub.out pub.kh
+expect_code 0; expect_same data.orig pub.out
+"$KH_BIN" keygen -o other.key >/dev/null 2>&1
+KEYHOLD_HOME=/nonexistent kh decrypt -i other.key -o pub2.out pub.kh
+expect_code 4; expect_error_format; expect_no_file pub2.out
+kh --passphrase-file pass recipient add alice "$R"
+expect_code 0
+kh --passphrase-file pass recipient list
+expect_code 0; expect_out "alice"; expect_out "$R"
+kh --passphrase-file pass encrypt -r alice -k backups -o both.kh data.orig
+expect_code 0
+kh -i me.key decrypt -o both.out both.kh
+expect_code 0; expect_same data.orig both.out
+kh --passphrase-file pass recipient add bob not-a-recipient
+expect_code 2; expect_error_format
+
+# --- pipelines -----------------------------------------------------------------------------
+cat data.orig | "$KH_BIN" encrypt -r "$R" | "$KH_BIN" decrypt -i me.key > piped.out
+check; cmp -s data.orig piped.out || fail "stdin/stdout pipeline changed the data"
+"$KH_BIN" encrypt -r "$R" < /dev/null > empty.kh
+"$KH_BIN" decrypt -i me.key < empty.kh > empty.out
+check; [ -f empty.out ] && [ ! -s empty.out ] || fail "empty message round trip"
+# A truncated stream: error after the authenticated prefix, exit 3.
+head -c 20000 pub.kh > trunc.kh
+kh_in trunc.kh decrypt -i me.key
+expect_code 3; expect_error_format
+
+# --- detached headers ----------------------------------------------------------------------
+kh --passphrase-file pass encrypt -k backups --detached -o det.kh data.orig
+expect_code 0; expect_file det.kh; expect_file det.kh.hdr
+kh inspect det.kh
+expect_out "detached"
+kh --passphrase-file pass decrypt -o det.out det.kh
+expect_code 0; expect_same data.orig det.out
+
+# --- trees -----------------------------------------------------------------------------------
+mkdir -p tree/a/b && echo one > tree/a/1.txt && echo two > tree/a/b/2.txt && : > tree/empty
+kh --passphrase-file pass encrypt -k backups -O enc tree
+expect_code 0; expect_file enc/a/1.txt.kh; expect_file enc/a/b/2.txt.kh; expect_file enc/empty.kh
+kh --passphrase-file pass decrypt -O dec enc
+expect_code 0
+check; diff -r tree dec >/dev/null || fail "tree round trip differs"
+kh --passphrase-file pass encrypt -k backups tree/a/1.txt tree/a/b/2.txt
+expect_code 2; expect_err "-O DIR"
+
+# --- rotation, rewrap, states ----------------------------------------------------------------
+kh --passphrase-file pass key rotate backups
+expect_code 0; expect_err "version 2"
+payload_before=$(tail -c 40000 data.bin.kh | sha256sum)
+kh --passphrase-file pass rewrap data.bin.kh
+expect_code 0; expect_err "rewrapped 1"
+payload_after=$(tail -c 40000 data.bin.kh | sha256sum)
+check; [ "$payload_before" = "$payload_after" ] || fail "rewrap changed the payload"
+kh inspect data.bin.kh
+expect_out "backups v2"; check; [[ "$OUT" != *"backups v1"* ]] || fail "old stanza kept"
+kh --passphrase-file pass rewrap data.bin.kh
+expect_code 0; expect_err "up to date 1"
+kh --passphrase-file pass key retire backups 1
+expect_code 0
+kh --passphrase-file pass decrypt -o r1.out both.kh
+expect_code 0
+kh --passphrase-file pass key disable backups 1
+expect_code 0
+kh --passphrase-file pass decrypt -o r2.out both.kh
+expect_code 5; expect_error_format; expect_err "disabled"; expect_no_file r2.out
+kh --passphrase-file pass key enable backups 1
+expect_code 0
+kh --passphrase-file pass key policy backups --min-decryption-version 2
+expect_code 0
+kh --passphrase-file pass decrypt -o r3.out both.kh
+expect_code 5; expect_err "min_decryption_version"
+kh --passphrase-file pass key policy backups --min-decryption-version 1
+kh --passphrase-file pass key destroy backups 1
+expect_code 5; expect_err "--yes-destroy-key-material"
+kh --passphrase-file pass key destroy backups 1 --yes-destroy-key-material
+expect_code 0
+kh --passphrase-file pass decrypt -o r4.out both.kh
+expect_code 5; expect_err "destroyed"; expect_no_file r4.out
+# The identity still opens it (it was also wrapped to alice).
+kh -i me.key decrypt -o r5.out both.kh
+expect_code 0
+kh --passphrase-file pass key retire backups 2
+kh --passphrase-file pass encrypt -k backups -o none.kh data.orig
+expect_code 5; expect_error_format; expect_no_file none.kh
+
+# --- slots -----------------------------------------------------------------------------------
+kh --passphrase-file pass slot list
+expect_code 0; expect_out "passphrase"
+RS=$("$KH_BIN" keygen -o recovery.key 2>/dev/null)
+kh --passphrase-file pass slot add-recipient "$RS"
+expect_code 0
+kh -i recovery.key key list
+expect_code 0; expect_out "backups"
+kh --json --passphrase-file pass slot list
+expect_code 0; expect_out '"kind": "recipient"'
+first=$("$KH_BIN" --json --passphrase-file pass slot list | grep -m1 '"id"' | sed 's/.*: "\(.*\)".*/\1/')
+second=$("$KH_BIN" --json --passphrase-file pass slot list | grep '"id"' | tail -1 | sed 's/.*: "\(.*\)".*/\1/')
+kh -i recovery.key slot remove "$first"
+expect_code 0
+kh -i recovery.key slot remove "$second"
+expect_code 5; expect_err "last"
+
+# --- permissions -----------------------------------------------------------------------------
+chmod 644 ks/keystore.json
+kh -i recovery.key key list
+expect_code 8; expect_error_format; expect_err "chmod"
+chmod 600 ks/keystore.json
+chmod 755 ks
+kh -i recovery.key key list
+expect_code 8
+chmod 700 ks
+kh -i recovery.key key list
+expect_code 0
+
+finish
