@@ -1,0 +1,337 @@
+// The Cobblestone chunk engine: batches of kBatchChunks chunks, sealed or opened in parallel
+// by a small set of threads that live for one message, written in order.
+#include "internal/cobblestone_engine.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <functional>
+#include <mutex>
+#include <system_error>
+#include <thread>
+#include <vector>
+
+#include "keyhold/crypto/aes_gcm.h"
+#include "keyhold/crypto/constant_time.h"
+#include "keyhold/crypto/secret_bytes.h"
+
+namespace keyhold::cobblestone::internal {
+namespace {
+
+static_assert(kKeySize == kAesGcmKeySize && kNonceSize == kAesGcmNonceSize &&
+              kTagSize == kAesGcmTagSize);
+static_assert(kEncryptedChunkSize == kChunkSize + kTagSize);
+
+// What happened to one chunk of a batch. Kept per chunk so that the first failure in chunk
+// order is reported, whichever thread saw it first.
+enum class ChunkStatus : uint8_t { kOk, kAuthFailed, kInternal };
+
+Error PayloadAuthError() {
+  // One message for every payload failure (bad chunk, truncation, trailing data): the caller
+  // can do nothing different about them, and distinguishing them helps nobody but a prober.
+  return Error(ErrorCode::kPayloadAuthFailed, "payload authentication failed",
+               "the encrypted data was modified, truncated or extended");
+}
+
+using ChunkFn = std::function<void(AesGcm& gcm, size_t chunk)>;
+
+// The threads that seal or open the chunks of one message. Thread 0 is the caller; the others
+// are started on the first batch with more than one chunk (a small message never pays for a
+// thread) and stopped by the destructor. Each thread has its own AesGcm, because AesGcm is not
+// thread-safe; all of them hold the same key schedule.
+class ChunkWorkers {
+ public:
+  ChunkWorkers(std::span<const uint8_t> key, unsigned threads) : key_(key), wanted_(threads) {}
+  ChunkWorkers(const ChunkWorkers&) = delete;
+  ChunkWorkers& operator=(const ChunkWorkers&) = delete;
+
+  ~ChunkWorkers() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_ = true;
+    }
+    start_cv_.notify_all();
+    for (std::thread& t : threads_) t.join();
+  }
+
+  Status Init() {
+    KH_ASSIGN_OR_RETURN(AesGcm gcm, AesGcm::Create(key_));
+    gcms_.reserve(wanted_);
+    gcms_.push_back(std::move(gcm));
+    return {};
+  }
+
+  // Calls fn(gcm, i) once for every i in [0, n), spread over the threads, and returns when
+  // every call has returned. The calls must touch disjoint data.
+  Status ForEach(size_t n, const ChunkFn& fn) {
+    if (n > 1 && !started_) KH_RETURN_IF_ERROR(StartThreads());
+    if (n <= 1 || threads_.empty()) {
+      for (size_t i = 0; i < n; ++i) fn(gcms_[0], i);
+      return {};
+    }
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      fn_ = &fn;
+      n_ = n;
+      next_.store(0, std::memory_order_relaxed);
+      pending_ = threads_.size();
+      ++generation_;
+    }
+    start_cv_.notify_all();
+    Drain(gcms_[0]);
+    // Every helper must report back, even one that found no work left, so that none can
+    // still be reading fn_ or next_ when the next batch is set up.
+    std::unique_lock<std::mutex> lock(mu_);
+    done_cv_.wait(lock, [this] { return pending_ == 0; });
+    fn_ = nullptr;
+    return {};
+  }
+
+ private:
+  Status StartThreads() {
+    started_ = true;
+    while (gcms_.size() < wanted_) {
+      KH_ASSIGN_OR_RETURN(AesGcm gcm, AesGcm::Create(key_));
+      gcms_.push_back(std::move(gcm));
+    }
+    for (size_t t = 1; t < wanted_; ++t) {
+      try {
+        threads_.emplace_back([this, t] { WorkerLoop(t); });
+      } catch (const std::system_error&) {
+        // Out of threads: carry on with those we have (at worst the caller alone). The
+        // output does not depend on how many threads run.
+        break;
+      }
+    }
+    return {};
+  }
+
+  void Drain(AesGcm& gcm) {
+    for (;;) {
+      size_t i = next_.fetch_add(1, std::memory_order_relaxed);
+      if (i >= n_) return;
+      (*fn_)(gcm, i);
+    }
+  }
+
+  void WorkerLoop(size_t t) {
+    uint64_t seen = 0;
+    for (;;) {
+      {
+        std::unique_lock<std::mutex> lock(mu_);
+        start_cv_.wait(lock, [&] { return stop_ || generation_ != seen; });
+        if (stop_) return;
+        seen = generation_;
+      }
+      Drain(gcms_[t]);
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        if (--pending_ == 0) done_cv_.notify_one();
+      }
+    }
+  }
+
+  std::span<const uint8_t> key_;
+  unsigned wanted_;
+  bool started_ = false;
+  std::vector<AesGcm> gcms_;  // never resized once threads run
+  std::vector<std::thread> threads_;
+
+  std::mutex mu_;
+  std::condition_variable start_cv_;
+  std::condition_variable done_cv_;
+  uint64_t generation_ = 0;  // bumped for every batch handed to the helpers
+  size_t pending_ = 0;       // helpers that have not finished the current batch
+  bool stop_ = false;
+  // Written under mu_ before generation_ is bumped; read by helpers after they see it.
+  const ChunkFn* fn_ = nullptr;
+  size_t n_ = 0;
+  std::atomic<size_t> next_{0};
+};
+
+Status CheckSizes(std::span<const uint8_t> key) {
+  if (key.size() != kKeySize) {
+    return Error(ErrorCode::kInvalidArgument,
+                 "cobblestone key must be 32 bytes, got " + std::to_string(key.size()));
+  }
+  return {};
+}
+
+}  // namespace
+
+unsigned ResolveThreads(unsigned requested) {
+  if (requested != 0) return std::min(requested, kMaxThreads);
+  long online = sysconf(_SC_NPROCESSORS_ONLN);
+  if (online < 1) return 1;
+  return static_cast<unsigned>(std::min<long>(online, kMaxDefaultThreads));
+}
+
+std::array<uint8_t, kNonceSize> ChunkNonce(std::span<const uint8_t, kNonceSize> base_nonce,
+                                           uint64_t index) {
+  std::array<uint8_t, kNonceSize> nonce;
+  std::copy(base_nonce.begin(), base_nonce.end(), nonce.begin());
+  // The index is XORed in as a 96-bit big-endian integer; its top 32 bits are always zero.
+  for (size_t i = 0; i < 8; ++i) {
+    nonce[kNonceSize - 1 - i] ^= static_cast<uint8_t>(index >> (8 * i));
+  }
+  return nonce;
+}
+
+Result<size_t> FillFromSource(Source& in, std::span<uint8_t> out) {
+  size_t done = 0;
+  while (done < out.size()) {
+    KH_ASSIGN_OR_RETURN(size_t n, in.Read(out.subspan(done)));
+    if (n > out.size() - done) {
+      return Error(ErrorCode::kInternal, "source returned more bytes than requested");
+    }
+    if (n == 0) break;
+    done += n;
+  }
+  return done;
+}
+
+Result<DerivedKeys> DeriveAndCheck(const SecretBytes& input_key, std::span<const uint8_t> salt,
+                                   std::span<const uint8_t> context,
+                                   std::span<const uint8_t> commitment) {
+  if (input_key.size() != kKeySize) {
+    return Error(ErrorCode::kMalformed,
+                 "cobblestone input key must be 32 bytes, got " + std::to_string(input_key.size()));
+  }
+  KH_ASSIGN_OR_RETURN(DerivedKeys keys, Derive(input_key, salt, context));
+  if (!ConstantTimeEquals(keys.commitment, commitment)) {
+    return Error(ErrorCode::kAuthFailed, "authentication failed",
+                 "wrong key or context, or the header was modified");
+  }
+  return keys;
+}
+
+Result<StreamStats> EncryptChunks(std::span<const uint8_t> key,
+                                  std::span<const uint8_t, kNonceSize> base_nonce,
+                                  std::span<const uint8_t> prefix, Source& in, Sink& out,
+                                  const Options& options, uint64_t first_chunk) {
+  KH_RETURN_IF_ERROR(CheckSizes(key));
+  ChunkWorkers workers(key, ResolveThreads(options.threads));
+  KH_RETURN_IF_ERROR(workers.Init());
+
+  WipingBuffer plain(kBatchChunks * kChunkSize);
+  // The prefix goes in front of the first batch, so that it costs no write of its own.
+  std::vector<uint8_t> sealed(prefix.size() + kBatchChunks * kEncryptedChunkSize);
+  std::copy(prefix.begin(), prefix.end(), sealed.begin());
+  size_t head = prefix.size();
+
+  std::array<ChunkStatus, kBatchChunks> status{};
+  StreamStats stats;
+  uint64_t index = first_chunk;
+  for (;;) {
+    KH_ASSIGN_OR_RETURN(size_t n, FillFromSource(in, plain));
+    // A full batch holds only full chunks, and a full chunk is never the final one, so no
+    // lookahead is needed: the final (possibly empty) chunk is in the first short batch.
+    const bool last = n < plain.size();
+    const size_t chunks = last ? n / kChunkSize + 1 : kBatchChunks;
+    if (index > kMaxChunks || chunks > kMaxChunks - index) {
+      return Error(ErrorCode::kInvalidArgument, "message too long for one cobblestone payload");
+    }
+    Status run = workers.ForEach(chunks, [&](AesGcm& gcm, size_t c) {
+      const size_t begin = c * kChunkSize;
+      const size_t len = std::min(kChunkSize, n - begin);
+      const auto nonce = ChunkNonce(base_nonce, index + c);
+      Status s = gcm.Seal(nonce, {}, std::span<const uint8_t>(plain).subspan(begin, len),
+                          std::span<uint8_t>(sealed).subspan(head + c * kEncryptedChunkSize,
+                                                             len + kTagSize));
+      status[c] = s.ok() ? ChunkStatus::kOk : ChunkStatus::kInternal;
+    });
+    KH_RETURN_IF_ERROR(run);
+    for (size_t c = 0; c < chunks; ++c) {
+      if (status[c] != ChunkStatus::kOk) {
+        return Error(ErrorCode::kInternal, "aes-256-gcm seal failed");
+      }
+    }
+    KH_RETURN_IF_ERROR(
+        out.Write(std::span<const uint8_t>(sealed).first(head + n + chunks * kTagSize)));
+    if (head != 0) {
+      // Later batches start at the front of the buffer.
+      sealed.resize(kBatchChunks * kEncryptedChunkSize);
+      head = 0;
+    }
+    index += chunks;
+    stats.chunks += chunks;
+    stats.plaintext_bytes += n;
+    if (last) return stats;
+  }
+}
+
+Result<StreamStats> DecryptChunks(std::span<const uint8_t> key,
+                                  std::span<const uint8_t, kNonceSize> base_nonce, Source& in,
+                                  Sink& out, const Options& options, uint64_t first_chunk) {
+  KH_RETURN_IF_ERROR(CheckSizes(key));
+  ChunkWorkers workers(key, ResolveThreads(options.threads));
+  KH_RETURN_IF_ERROR(workers.Init());
+
+  std::vector<uint8_t> sealed(kBatchChunks * kEncryptedChunkSize);
+  WipingBuffer plain(kBatchChunks * kChunkSize);
+
+  std::array<ChunkStatus, kBatchChunks> status{};
+  StreamStats stats;
+  uint64_t index = first_chunk;
+  for (;;) {
+    KH_ASSIGN_OR_RETURN(size_t n, FillFromSource(in, sealed));
+    // A full batch is kBatchChunks full chunks, none of them final (a final chunk is at most
+    // 16399 bytes). A short batch is the end of the payload: its full chunks, then whatever
+    // remains, which must be a final chunk of 16..16399 bytes. A payload that ends right
+    // after a full chunk has lost its final chunk and is truncated.
+    const bool eof = n < sealed.size();
+    const size_t full = n / kEncryptedChunkSize;
+    const size_t rest = n % kEncryptedChunkSize;
+    const bool has_final = eof && rest >= kTagSize;
+    const size_t chunks = full + (has_final ? 1 : 0);
+    // Indices from kMaxChunks on cannot occur in a valid payload.
+    size_t usable = chunks;
+    bool too_long = false;
+    if (index > kMaxChunks || chunks > kMaxChunks - index) {
+      usable = index >= kMaxChunks ? 0 : static_cast<size_t>(kMaxChunks - index);
+      too_long = true;
+    }
+
+    Status run = workers.ForEach(usable, [&](AesGcm& gcm, size_t c) {
+      const size_t begin = c * kEncryptedChunkSize;
+      const size_t len = c < full ? kEncryptedChunkSize : rest;
+      const auto nonce = ChunkNonce(base_nonce, index + c);
+      Status s = gcm.Open(nonce, {}, std::span<const uint8_t>(sealed).subspan(begin, len),
+                          std::span<uint8_t>(plain).subspan(c * kChunkSize, len - kTagSize));
+      if (s.ok()) {
+        status[c] = ChunkStatus::kOk;
+      } else {
+        status[c] = s.error().code == ErrorCode::kAuthFailed ? ChunkStatus::kAuthFailed
+                                                              : ChunkStatus::kInternal;
+      }
+    });
+    KH_RETURN_IF_ERROR(run);
+
+    // Release the chunks before the first failure, in order, then report that failure.
+    size_t good = 0;
+    while (good < usable && status[good] == ChunkStatus::kOk) ++good;
+    const size_t good_bytes =
+        good <= full ? good * kChunkSize : full * kChunkSize + (rest - kTagSize);
+    if (good_bytes != 0) {
+      KH_RETURN_IF_ERROR(out.Write(std::span<const uint8_t>(plain).first(good_bytes)));
+    }
+    stats.chunks += good;
+    stats.plaintext_bytes += good_bytes;
+    if (good < usable) {
+      if (status[good] == ChunkStatus::kInternal) {
+        return Error(ErrorCode::kInternal, "aes-256-gcm open failed");
+      }
+      return PayloadAuthError();
+    }
+    if (too_long) return PayloadAuthError();
+    index += chunks;
+    if (eof) {
+      if (!has_final) return PayloadAuthError();  // truncated: no final chunk
+      return stats;
+    }
+  }
+}
+
+}  // namespace keyhold::cobblestone::internal
