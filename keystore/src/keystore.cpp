@@ -200,7 +200,40 @@ KeyState GetState(const json& obj, const char* name) {
   return *state;
 }
 
+// JSON nesting deeper than the format ever uses is refused before parsing, so a crafted
+// file cannot make the parser (or the destructor of what it built) recurse deeply.
+constexpr int kMaxJsonDepth = 8;
+
+bool NestingWithin(std::string_view text, int max_depth) {
+  int depth = 0;
+  bool in_string = false;
+  bool escaped = false;
+  for (char c : text) {
+    if (in_string) {
+      if (escaped) {
+        escaped = false;
+      } else if (c == '\\') {
+        escaped = true;
+      } else if (c == '"') {
+        in_string = false;
+      }
+      continue;
+    }
+    if (c == '"') {
+      in_string = true;
+    } else if (c == '{' || c == '[') {
+      if (++depth > max_depth) return false;
+    } else if (c == '}' || c == ']') {
+      --depth;
+    }
+  }
+  return true;
+}
+
 Result<Body> ParseBody(std::string_view text) {
+  if (!NestingWithin(text, kMaxJsonDepth)) {
+    return Error(ErrorCode::kMalformed, "keystore file is malformed: nested too deeply");
+  }
   json root = json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (root.is_discarded() || !root.is_object()) {
     return Error(ErrorCode::kMalformed, "keystore file is malformed: the body is not a JSON object");
@@ -389,6 +422,9 @@ std::string EncodeOuter(const std::string& body_text, std::span<const uint8_t> m
 
 Result<ParsedFile> ParseFile(std::span<const uint8_t> bytes) {
   std::string_view text(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+  if (!NestingWithin(text, kMaxJsonDepth)) {
+    return Error(ErrorCode::kMalformed, "keystore file is malformed: nested too deeply");
+  }
   json outer = json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (outer.is_discarded() || !outer.is_object() || outer.size() != 3) {
     return Error(ErrorCode::kMalformed, "keystore file is malformed: not a keyhold keystore");
@@ -515,6 +551,18 @@ Result<SlotRec> MakePassphraseSlot(const Body& body, const SecretBytes& master,
 }
 
 // A new recipient slot: fresh ephemeral key (so a fresh wrapping key) and a fresh nonce.
+// A recipient key must give a non-degenerate shared secret (X25519SharedSecret refuses the
+// low-order points); checked with a throwaway key so a bad key is refused when it is added,
+// not when it is first used.
+Status ValidateRecipientKey(const X25519PublicKey& recipient) {
+  X25519KeyPair probe = X25519Generate();
+  if (!X25519SharedSecret(probe.secret, recipient).ok()) {
+    return Error(ErrorCode::kInvalidArgument,
+                 "the recipient public key is not usable (a low-order point)");
+  }
+  return OkStatus();
+}
+
 Result<SlotRec> MakeRecipientSlot(const Body& body, const SecretBytes& master,
                                   const X25519PublicKey& recipient) {
   SlotRec slot;
@@ -942,6 +990,13 @@ struct Keystore::Impl final : envelope::KekResolver {
     KH_RETURN_IF_ERROR(apply(next, event));
     next.generation += 1;
     KH_ASSIGN_OR_RETURN(std::string out, Serialize(next, master));
+    if (out.size() > kMaxKeystoreFileSize) {
+      // Writing it would make the keystore unreadable (Open refuses larger files).
+      return Error(ErrorCode::kPolicyRefused,
+                   "the change would make the keystore larger than " +
+                       std::to_string(kMaxKeystoreFileSize) + " bytes",
+                   "destroy old versions you no longer need");
+    }
     RemoveStaleTemps(dirfd.get());
     std::span<const uint8_t> out_bytes = Bytes(out);
     KH_RETURN_IF_ERROR(WriteStep(dir + "/" + std::string(kBackupFileName),
@@ -1431,9 +1486,10 @@ Status Keystore::SetDefaultKey(std::optional<std::string> name) {
 
 Result<std::string> Keystore::AddPassphraseSlot(const SecretBytes& passphrase,
                                                 std::optional<Argon2idParams> kdf) {
-  Argon2idParams params = kdf ? *kdf : kArgon2idRecommended;
   if (passphrase.empty()) return Error(ErrorCode::kInvalidArgument, "the passphrase is empty");
-  KH_RETURN_IF_ERROR(ValidateArgon2idParams(params));
+  if (kdf) KH_RETURN_IF_ERROR(ValidateArgon2idParams(*kdf));
+  // Calibrated before taking the lock, so other writers do not wait for it.
+  Argon2idParams params = kdf ? *kdf : Calibrate(kDefaultCalibrationSeconds);
   std::string id;
   Status s = impl_->Mutate(
       [&](Body& body, AuditEvent& event) -> Status {
@@ -1458,6 +1514,7 @@ Result<std::string> Keystore::AddPassphraseSlot(const SecretBytes& passphrase,
 }
 
 Result<std::string> Keystore::AddRecipientSlot(const X25519PublicKey& recipient) {
+  KH_RETURN_IF_ERROR(ValidateRecipientKey(recipient));
   std::string id;
   Status s = impl_->Mutate(
       [&](Body& body, AuditEvent& event) -> Status {
@@ -1507,6 +1564,7 @@ Status Keystore::RemoveSlot(std::string_view id) {
 
 Status Keystore::AddRecipient(std::string_view name, const X25519PublicKey& recipient) {
   KH_RETURN_IF_ERROR(envelope::ValidateKeyName(name));
+  KH_RETURN_IF_ERROR(ValidateRecipientKey(recipient));
   return impl_->Mutate(
       [&](Body& body, AuditEvent& event) -> Status {
         for (const RecipientRec& r : body.recipients) {

@@ -85,7 +85,8 @@ TEST_CASE("missing and garbage keystores", "[keystore]") {
   CHECK(empty_dir.error().code == ErrorCode::kNotFound);
 
   for (std::string garbage : {std::string(), std::string("{}"), std::string("not json"),
-                              std::string("{\"body\":\"{}\",\"mac\":\"00\",\"magic\":\"x\"}")}) {
+                              std::string("{\"body\":\"{}\",\"mac\":\"00\",\"magic\":\"x\"}"),
+                              std::string(100000, '[') + std::string(100000, ']')}) {
     WriteText(MainFile(dir), garbage);
     auto r = Keystore::Open(dir, WithPassphrase());
     REQUIRE_FALSE(r.ok());
@@ -376,6 +377,13 @@ TEST_CASE("recipients address book and default key", "[keystore]") {
   auto bad = ks.AddRecipient("bob smith", bob.public_key);
   REQUIRE_FALSE(bad.ok());
   CHECK(bad.error().code == ErrorCode::kInvalidArgument);
+  X25519PublicKey zero{};  // a low-order point: shared secret all zero
+  auto low_order = ks.AddRecipient("zero", zero);
+  REQUIRE_FALSE(low_order.ok());
+  CHECK(low_order.error().code == ErrorCode::kInvalidArgument);
+  auto low_order_slot = ks.AddRecipientSlot(zero);
+  REQUIRE_FALSE(low_order_slot.ok());
+  CHECK(low_order_slot.error().code == ErrorCode::kInvalidArgument);
   auto found = ks.LookupRecipient("bob");
   REQUIRE(found.ok());
   CHECK(*found == bob.public_key);

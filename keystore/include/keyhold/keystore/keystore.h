@@ -39,6 +39,7 @@ constexpr size_t kKeyIdSize = envelope::kKeyIdSize;  // 16
 constexpr size_t kMaxKeystoreFileSize = 16 * 1024 * 1024;
 // Calibration raises Argon2id iterations above kArgon2idRecommended up to this cap.
 constexpr uint32_t kMaxCalibratedIterations = 32;
+constexpr double kDefaultCalibrationSeconds = 0.5;
 
 enum class KeyState { kActive, kDecryptOnly, kDisabled, kDestroyed };
 
@@ -112,7 +113,7 @@ struct InitOptions {
   // `calibrate_seconds` (never below the recommendation, never above
   // kMaxCalibratedIterations).
   std::optional<Argon2idParams> kdf;
-  double calibrate_seconds = 0.5;
+  double calibrate_seconds = kDefaultCalibrationSeconds;
 };
 
 // One change to the keystore, for the audit log. Fields are non-secret (names, versions,
@@ -209,10 +210,11 @@ class Keystore {
   Status SetDefaultKey(std::optional<std::string> name);
 
   // Wraps the master key under a new slot; returns its id. Nothing else is re-encrypted.
-  // `kdf` unset = kArgon2idRecommended. kInvalidArgument for an empty passphrase.
+  // `kdf` unset = calibrated as at Init (about kDefaultCalibrationSeconds).
+  // kInvalidArgument for an empty passphrase; kUnsupported for out-of-bounds params.
   Result<std::string> AddPassphraseSlot(const SecretBytes& passphrase,
                                         std::optional<Argon2idParams> kdf);
-  // kAlreadyExists if a slot for this recipient exists.
+  // kAlreadyExists if a slot for this recipient exists; kInvalidArgument for a low-order key.
   Result<std::string> AddRecipientSlot(const X25519PublicKey& recipient);
   // kPolicyRefused for the last slot.
   Status RemoveSlot(std::string_view id);
