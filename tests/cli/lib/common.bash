@@ -21,15 +21,17 @@ CODE=0
 
 # kh ARGS...: runs keyhold (no stdin), capturing OUT, ERR and CODE.
 kh() {
-  OUT=$("$KH_BIN" "$@" </dev/null 2>"$T/.err")
+  "$KH_BIN" "$@" </dev/null >"$T/.out" 2>"$T/.err"
   CODE=$?
+  OUT=$(tr -d '\000' <"$T/.out")
   ERR=$(cat "$T/.err")
 }
 # kh_in FILE ARGS...: same, with stdin from FILE.
 kh_in() {
   local in=$1; shift
-  OUT=$("$KH_BIN" "$@" <"$in" 2>"$T/.err")
+  "$KH_BIN" "$@" <"$in" >"$T/.out" 2>"$T/.err"
   CODE=$?
+  OUT=$(tr -d '\000' <"$T/.out")
   ERR=$(cat "$T/.err")
 }
 

@@ -1,0 +1,148 @@
+// keyhold decrypt: finds the stanza we can open (keystore key versions, identities), checks
+// the header MAC, the expected context and the key commitment, then streams only
+// authenticated plaintext.
+#include <cstdio>
+
+#include <nlohmann/json.hpp>
+
+#include "audit_hooks.h"
+#include "commands/commands.h"
+#include "exit_codes.h"
+#include "object_ops.h"
+#include "paths.h"
+#include "ui.h"
+
+namespace keyhold::cli {
+namespace {
+
+struct DecryptOptions {
+  std::vector<std::string> expect_context;
+  std::vector<std::string> inputs;
+  std::string output;
+  std::string output_dir;
+  bool force = false;
+  unsigned threads = 0;
+};
+
+// Unlocks the keystore only when a kek stanza asks for it, so decrypting with an identity
+// alone never prompts for a passphrase. An unlock failure is remembered and reported if no
+// other stanza opens the object.
+class LazyKeystoreResolver final : public envelope::KekResolver {
+ public:
+  explicit LazyKeystoreResolver(Context& ctx) : ctx_(ctx) {}
+  Result<const SecretBytes*> ResolveForDecrypt(const envelope::KekStanza& stanza) override {
+    if (unlock_error_) return Error(ErrorCode::kNotFound, "keystore unavailable");
+    if (ctx_.LoadedKeystore() == nullptr && !ctx_.KeystoreExists()) {
+      unlock_error_ = Error(ErrorCode::kNoMatchingKey,
+                            "no keystore to open key " + stanza.key_name + " with",
+                            "point to the keystore with --keystore DIR or KEYHOLD_HOME");
+      return Error(ErrorCode::kNotFound, "no keystore");
+    }
+    auto ks = ctx_.UnlockedKeystore();
+    if (!ks.ok()) {
+      unlock_error_ = ks.error();
+      return Error(ErrorCode::kNotFound, "keystore unavailable");
+    }
+    return (*ks)->Resolver().ResolveForDecrypt(stanza);
+  }
+  const std::optional<Error>& unlock_error() const { return unlock_error_; }
+
+ private:
+  Context& ctx_;
+  std::optional<Error> unlock_error_;
+};
+
+std::string StripSuffix(const std::string& path) {
+  const std::string suffix = kObjectSuffix;
+  if (path.size() > suffix.size() &&
+      path.compare(path.size() - suffix.size(), suffix.size(), suffix) == 0) {
+    return path.substr(0, path.size() - suffix.size());
+  }
+  return {};
+}
+
+Result<int> RunDecrypt(Context& ctx, const DecryptOptions& opts) {
+  if (!opts.output.empty() && !opts.output_dir.empty()) {
+    return Error(ErrorCode::kInvalidArgument, "-o and -O cannot be used together");
+  }
+  KH_ASSIGN_OR_RETURN(envelope::EncryptionContext expected,
+                      ParseContextArgs(opts.expect_context, "--expect-context"));
+  std::vector<std::string> inputs = opts.inputs.empty() ? std::vector<std::string>{"-"}
+                                                        : opts.inputs;
+  KH_ASSIGN_OR_RETURN(Expansion expansion, ExpandInputs(inputs, /*skip_sidecars=*/true));
+  const bool many = expansion.files.size() > 1 || expansion.had_directory;
+  if (many && opts.output_dir.empty()) {
+    return Error(ErrorCode::kInvalidArgument, "several inputs or a directory need -O DIR");
+  }
+  for (const auto& s : expansion.skipped) Warn("skipped " + s);
+
+  KH_ASSIGN_OR_RETURN(auto identities, ctx.Identities());
+  LazyKeystoreResolver resolver(ctx);
+  envelope::Keyring keyring{&resolver, identities};
+
+  size_t done = 0, failed = 0;
+  int first_error_code = kExitOk;
+  for (const auto& in : expansion.files) {
+    DecryptRequest req;
+    req.input = in.path;
+    req.force = opts.force;
+    req.expected = expected;
+    req.threads = opts.threads;
+    if (!opts.output_dir.empty()) {
+      std::string rel = StripSuffix(in.relative);
+      if (rel.empty()) rel = in.relative + ".out";
+      req.output = opts.output_dir + "/" + rel;
+      if (auto s = MakeParentDirs(req.output); !s.ok()) return std::move(s).error();
+    } else if (!opts.output.empty()) {
+      req.output = opts.output;
+    } else if (!IsStdio(in.path)) {
+      req.output = StripSuffix(in.path);
+      if (req.output.empty()) {
+        return Error(ErrorCode::kInvalidArgument,
+                     "cannot name the output: " + in.path + " does not end in .kh",
+                     "give -o FILE, or -o - for standard output");
+      }
+    }
+    auto outcome = DecryptOne(req, keyring);
+    if (!outcome.ok()) {
+      Error err = std::move(outcome).error();
+      if (err.code == ErrorCode::kNoMatchingKey && resolver.unlock_error()) {
+        err = *resolver.unlock_error();  // e.g. a wrong passphrase is the real reason
+      }
+      if (!many) return err;
+      PrintError(Error(err.code, in.path + ": " + err.message, err.hint));
+      if (first_error_code == kExitOk) first_error_code = ExitCodeFor(err.code);
+      ++failed;
+      continue;
+    }
+    ++done;
+    if (outcome->opened_with.rfind("key ", 0) == 0) {
+      AuditKeyUse(ctx, "decrypt", {outcome->opened_with.substr(4)}, in.path);
+    }
+  }
+  if (ctx.global.json) {
+    std::printf("%s\n", nlohmann::json{{"done", done}, {"failed", failed}}.dump().c_str());
+  } else if (many) {
+    Note("decrypted " + std::to_string(done) + " file(s)" +
+         (failed ? ", " + std::to_string(failed) + " failed" : ""));
+  }
+  return failed ? kExitPartialFailure : kExitOk;
+}
+
+}  // namespace
+
+void RegisterDecrypt(CLI::App& app, Context& ctx, Runner& run) {
+  auto opts = std::make_shared<DecryptOptions>();
+  CLI::App* cmd = AddCommand(app, "decrypt", "decrypt objects or standard input");
+  cmd->add_option("--expect-context", opts->expect_context,
+                  "refuse the object unless its context has KEY=VALUE (repeatable)")
+      ->allow_extra_args(false);
+  cmd->add_option("-o,--output", opts->output, "output file (- for stdout)");
+  cmd->add_option("-O,--output-dir", opts->output_dir, "output directory for several inputs");
+  cmd->add_flag("-f,--force", opts->force, "overwrite existing output files");
+  cmd->add_option("-j,--threads", opts->threads, "worker threads for chunks (0 = all cores)");
+  cmd->add_option("INPUT", opts->inputs, "objects or directories (default or -: stdin)");
+  cmd->callback([opts, &ctx, &run] { run = [opts, &ctx] { return RunDecrypt(ctx, *opts); }; });
+}
+
+}  // namespace keyhold::cli

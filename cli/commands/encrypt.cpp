@@ -1,0 +1,144 @@
+// keyhold encrypt: a fresh data key per object, wrapped to keystore keys (-k) and public
+// recipients (-r), payload in Cobblestone-256, context bound to both.
+#include <cstdio>
+
+#include <nlohmann/json.hpp>
+
+#include "audit_hooks.h"
+#include "commands/commands.h"
+#include "exit_codes.h"
+#include "object_ops.h"
+#include "paths.h"
+#include "ui.h"
+
+namespace keyhold::cli {
+namespace {
+
+struct EncryptOptions {
+  std::vector<std::string> keys;
+  std::vector<std::string> recipients;
+  std::vector<std::string> context;
+  std::vector<std::string> inputs;
+  std::string output;
+  std::string output_dir;
+  bool detached = false;
+  bool force = false;
+  unsigned threads = 0;
+};
+
+Result<envelope::EncryptParams> BuildParams(Context& ctx, const EncryptOptions& opts,
+                                            std::vector<std::string>* used_keys) {
+  envelope::EncryptParams params;
+  KH_ASSIGN_OR_RETURN(params.context, ParseContextArgs(opts.context, "-c"));
+  for (const auto& r : opts.recipients) {
+    KH_ASSIGN_OR_RETURN(X25519PublicKey pub, ctx.ResolveRecipient(r));
+    params.recipients.push_back(pub);
+  }
+  std::vector<std::string> keys = opts.keys;
+  if (keys.empty() && opts.recipients.empty()) {
+    if (!ctx.KeystoreExists()) {
+      return Error(ErrorCode::kInvalidArgument, "no key or recipient to encrypt to",
+                   "pass -k KEY (a keystore key) or -r RECIPIENT (kh1... or an address-book "
+                   "name); create a keystore with `keyhold init`");
+    }
+    KH_ASSIGN_OR_RETURN(keystore::Keystore * ks, ctx.UnlockedKeystore());
+    auto def = ks->DefaultKey();
+    if (!def) {
+      return Error(ErrorCode::kInvalidArgument, "no key or recipient to encrypt to",
+                   "pass -k KEY or -r RECIPIENT, or set a default with `keyhold key default "
+                   "NAME`");
+    }
+    keys.push_back(*def);
+  }
+  for (const auto& name : keys) {
+    KH_ASSIGN_OR_RETURN(keystore::Keystore * ks, ctx.UnlockedKeystore());
+    KH_ASSIGN_OR_RETURN(envelope::KekTarget target, ks->PrimaryTarget(name));
+    used_keys->push_back(target.key_name + " v" + std::to_string(target.version));
+    params.keks.push_back(std::move(target));
+  }
+  params.engine.threads = opts.threads;
+  return params;
+}
+
+Result<int> RunEncrypt(Context& ctx, const EncryptOptions& opts) {
+  if (!opts.output.empty() && !opts.output_dir.empty()) {
+    return Error(ErrorCode::kInvalidArgument, "-o and -O cannot be used together");
+  }
+  std::vector<std::string> inputs = opts.inputs.empty() ? std::vector<std::string>{"-"}
+                                                        : opts.inputs;
+  KH_ASSIGN_OR_RETURN(Expansion expansion, ExpandInputs(inputs, /*skip_sidecars=*/false));
+  const bool many = expansion.files.size() > 1 || expansion.had_directory;
+  if (many && opts.output_dir.empty()) {
+    return Error(ErrorCode::kInvalidArgument, "several inputs or a directory need -O DIR",
+                 "keyhold encrypt -k KEY -O out/ " + inputs.front() + " ...");
+  }
+  for (const auto& s : expansion.skipped) Warn("skipped " + s);
+
+  std::vector<std::string> used_keys;
+  KH_ASSIGN_OR_RETURN(envelope::EncryptParams params, BuildParams(ctx, opts, &used_keys));
+
+  size_t done = 0, failed = 0;
+  uint64_t bytes = 0;
+  for (const auto& in : expansion.files) {
+    EncryptRequest req;
+    req.input = in.path;
+    req.detached = opts.detached;
+    req.force = opts.force;
+    if (!opts.output_dir.empty()) {
+      if (in.path == "-") {
+        return Error(ErrorCode::kInvalidArgument, "standard input cannot be used with -O DIR");
+      }
+      req.output = opts.output_dir + "/" + in.relative + kObjectSuffix;
+      if (auto s = MakeParentDirs(req.output); !s.ok()) return std::move(s).error();
+    } else if (!opts.output.empty()) {
+      req.output = opts.output;
+    } else if (!IsStdio(in.path)) {
+      req.output = in.path + kObjectSuffix;  // file in, no -o: NAME -> NAME.kh
+    }
+    auto stats = EncryptOne(params, req);
+    if (!stats.ok()) {
+      if (!many) return std::move(stats).error();
+      PrintError(Error(stats.error().code, in.path + ": " + stats.error().message,
+                       stats.error().hint));
+      ++failed;
+      continue;
+    }
+    ++done;
+    bytes += stats->plaintext_bytes;
+    AuditKeyUse(ctx, "encrypt", used_keys, req.output.empty() ? "-" : req.output);
+  }
+  if (ctx.global.json) {
+    nlohmann::json j = {{"done", done}, {"failed", failed}, {"plaintext_bytes", bytes},
+                        {"keys", used_keys}, {"recipients", opts.recipients.size()}};
+    std::printf("%s\n", j.dump().c_str());
+  } else if (many) {
+    Note("encrypted " + std::to_string(done) + " file(s), " + std::to_string(bytes) +
+         " bytes" + (failed ? ", " + std::to_string(failed) + " failed" : ""));
+  }
+  return failed ? kExitPartialFailure : kExitOk;
+}
+
+}  // namespace
+
+void RegisterEncrypt(CLI::App& app, Context& ctx, Runner& run) {
+  auto opts = std::make_shared<EncryptOptions>();
+  CLI::App* cmd = AddCommand(app, "encrypt", "encrypt files or standard input");
+  cmd->add_option("-k,--key", opts->keys, "keystore key to wrap to (its primary version)")
+      ->allow_extra_args(false);
+  cmd->add_option("-r,--recipient", opts->recipients,
+                  "public recipient: kh1... string or address-book name")
+      ->allow_extra_args(false);
+  cmd->add_option("-c,--context", opts->context,
+                  "encryption context entry KEY=VALUE (stored in the clear, authenticated)")
+      ->allow_extra_args(false);
+  cmd->add_option("-o,--output", opts->output, "output file (- for stdout)");
+  cmd->add_option("-O,--output-dir", opts->output_dir,
+                  "output directory for several inputs or a tree (NAME -> NAME.kh)");
+  cmd->add_flag("--detached", opts->detached, "write the header to OUT.hdr, the payload to OUT");
+  cmd->add_flag("-f,--force", opts->force, "overwrite existing output files");
+  cmd->add_option("-j,--threads", opts->threads, "worker threads for chunks (0 = all cores)");
+  cmd->add_option("INPUT", opts->inputs, "files or directories (default or -: stdin)");
+  cmd->callback([opts, &ctx, &run] { run = [opts, &ctx] { return RunEncrypt(ctx, *opts); }; });
+}
+
+}  // namespace keyhold::cli

@@ -1,0 +1,103 @@
+#include "paths.h"
+
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+
+namespace keyhold::cli {
+namespace fs = std::filesystem;
+
+namespace {
+
+Status Walk(const fs::path& root, const fs::path& dir, bool skip_sidecars, Expansion& out) {
+  std::error_code ec;
+  std::vector<fs::directory_entry> entries;
+  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    entries.push_back(*it);
+  }
+  if (ec) return Error(ErrorCode::kIo, dir.string() + ": " + ec.message());
+  std::sort(entries.begin(), entries.end(),
+            [](const auto& a, const auto& b) { return a.path() < b.path(); });
+  for (const auto& e : entries) {
+    auto st = e.symlink_status(ec);
+    if (ec) return Error(ErrorCode::kIo, e.path().string() + ": " + ec.message());
+    if (fs::is_symlink(st)) {
+      out.skipped.push_back(e.path().string() + " (symbolic link, not followed)");
+    } else if (fs::is_directory(st)) {
+      KH_RETURN_IF_ERROR(Walk(root, e.path(), skip_sidecars, out));
+    } else if (fs::is_regular_file(st)) {
+      const std::string name = e.path().string();
+      // Our own temp files from an interrupted run are not inputs.
+      if (e.path().filename().string().find(".kh-tmp-") != std::string::npos) continue;
+      if (skip_sidecars && name.size() > 4 && name.compare(name.size() - 4, 4, ".hdr") == 0 &&
+          fs::exists(name.substr(0, name.size() - 4))) {
+        continue;
+      }
+      out.files.push_back({name, fs::relative(e.path(), root).string()});
+    } else {
+      out.skipped.push_back(e.path().string() + " (not a regular file)");
+    }
+  }
+  return {};
+}
+
+}  // namespace
+
+Result<Expansion> ExpandInputs(const std::vector<std::string>& inputs, bool skip_sidecars) {
+  Expansion out;
+  for (const auto& in : inputs) {
+    if (in == "-") {
+      out.files.push_back({"-", "-"});
+      continue;
+    }
+    struct stat st;
+    if (stat(in.c_str(), &st) != 0) {
+      if (errno == ENOENT) return Error(ErrorCode::kNotFound, in + ": no such file or directory");
+      return Error(ErrorCode::kIo, in + ": " + std::strerror(errno));
+    }
+    if (S_ISDIR(st.st_mode)) {
+      out.had_directory = true;
+      KH_RETURN_IF_ERROR(Walk(fs::path(in), fs::path(in), skip_sidecars, out));
+    } else {
+      out.files.push_back({in, fs::path(in).filename().string()});
+    }
+  }
+  return out;
+}
+
+Status MakeParentDirs(const std::string& path) {
+  fs::path parent = fs::path(path).parent_path();
+  if (parent.empty()) return {};
+  std::error_code ec;
+  fs::create_directories(parent, ec);
+  if (ec) return Error(ErrorCode::kIo, "cannot create directory " + parent.string() + ": " + ec.message());
+  return {};
+}
+
+Result<envelope::EncryptionContext> ParseContextArgs(const std::vector<std::string>& args,
+                                                     const char* flag) {
+  envelope::EncryptionContext ctx;
+  for (const auto& a : args) {
+    size_t eq = a.find('=');
+    if (eq == std::string::npos || eq == 0) {
+      return Error(ErrorCode::kInvalidArgument,
+                   std::string(flag) + " expects KEY=VALUE, got \"" + a + "\"");
+    }
+    std::string key = a.substr(0, eq), value = a.substr(eq + 1);
+    if (!ctx.emplace(key, value).second) {
+      return Error(ErrorCode::kInvalidArgument,
+                   std::string(flag) + ": key \"" + key + "\" given twice");
+    }
+  }
+  auto encoded = envelope::EncodeContext(ctx);
+  if (!encoded.ok()) {
+    return Error(ErrorCode::kInvalidArgument,
+                 std::string(flag) + ": " + encoded.error().message);
+  }
+  return ctx;
+}
+
+}  // namespace keyhold::cli

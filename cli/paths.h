@@ -1,0 +1,39 @@
+// Expanding command-line inputs (files and directory trees) into a list of objects.
+#ifndef KEYHOLD_CLI_PATHS_H_
+#define KEYHOLD_CLI_PATHS_H_
+
+#include <string>
+#include <vector>
+
+#include "keyhold/crypto/envelope.h"
+#include "keyhold/crypto/result.h"
+
+namespace keyhold::cli {
+
+struct InputFile {
+  std::string path;      // as opened
+  std::string relative;  // path relative to the directory given on the command line, or the
+                         // base name for a file given directly
+};
+
+// Expands files and directories (recursively, in sorted order, not following symbolic links;
+// symlinks and special files are reported in `skipped`). `skip_sidecars` leaves out NAME.hdr
+// files whose NAME exists (the header of a detached object is not an object of its own).
+struct Expansion {
+  std::vector<InputFile> files;
+  std::vector<std::string> skipped;
+  bool had_directory = false;
+};
+Result<Expansion> ExpandInputs(const std::vector<std::string>& inputs, bool skip_sidecars);
+
+// Creates the parent directories of `path` (mode 0755 & ~umask), like mkdir -p.
+Status MakeParentDirs(const std::string& path);
+
+// Parses repeated KEY=VALUE arguments into a context (kInvalidArgument on a missing '=',
+// a duplicate key, or a key or value that breaks the format's rules).
+Result<envelope::EncryptionContext> ParseContextArgs(const std::vector<std::string>& args,
+                                                     const char* flag);
+
+}  // namespace keyhold::cli
+
+#endif  // KEYHOLD_CLI_PATHS_H_
