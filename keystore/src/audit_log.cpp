@@ -579,6 +579,7 @@ Result<AuditVerifyReport> Scan(const std::string& dir, std::span<const uint8_t> 
     uint64_t length;
     Digest hash;
     std::string reason;
+    std::string bytes;  // for Read, which shows what it can of unverified lines
   };
   std::deque<Bad> torn;  // non-entry lines waiting for their acknowledgement
   uint64_t expected_seq = 1;
@@ -589,9 +590,20 @@ Result<AuditVerifyReport> Scan(const std::string& dir, std::span<const uint8_t> 
   uint64_t last_line = 0;
   bool stopped = false;
   bool unterminated_entry = false;
-  auto stop = [&](uint64_t line, std::string reason) {
-    report.first_bad = AuditFinding{line, std::move(reason)};
+  auto show_unverified = [&](uint64_t number, const std::string& bytes) {
+    if (!out) return;
+    auto p = internal::ParseAuditLine(bytes);
+    if (p.ok() && MatchesFilter(p->entry, *filter)) {
+      out->push_back({number, false, std::move(p->entry)});
+    }
+  };
+  // Verification ends at the first bad entry; Read still shows the lines held back so far
+  // and `current`, unverified.
+  auto stop = [&](uint64_t at, std::string reason, const Line* current) {
+    report.first_bad = AuditFinding{at, std::move(reason)};
     stopped = true;
+    for (const Bad& b : torn) show_unverified(b.line, b.bytes);
+    if (current && !current->too_long) show_unverified(current->number, current->bytes);
   };
 
   LineReader reader(fd.get());
@@ -601,33 +613,31 @@ Result<AuditVerifyReport> Scan(const std::string& dir, std::span<const uint8_t> 
     if (!more) break;
     report.lines = line.number;
     if (stopped) {
-      // Past the first bad entry: shown, not verified.
-      if (out && !line.too_long) {
-        auto p = internal::ParseAuditLine(line.bytes);
-        if (p.ok() && MatchesFilter(p->entry, *filter)) {
-          out->push_back({line.number, false, std::move(p->entry)});
-        }
-      }
+      if (!line.too_long) show_unverified(line.number, line.bytes);  // shown, not verified
       continue;
     }
     Checked c = CheckLine(line, key);
     if (!c.parsed) {
-      Bad b{line.number, line.offset, line.length, {}, std::move(c.problem)};
-      if (!line.too_long) b.hash = Sha(line.bytes);
+      Bad b{line.number, line.offset, line.length, {}, std::move(c.problem), {}};
+      if (!line.too_long) {
+        b.hash = Sha(line.bytes);
+        if (out) b.bytes = line.bytes;
+      }
       if (!line.terminated) {
         b.reason = "torn last line (" + std::to_string(line.length) +
                    " bytes without a newline): an append was interrupted, or the end of the "
                    "log was cut";
       }
       torn.push_back(std::move(b));
-      if (torn.size() > kMaxTornLines) stop(torn.front().line, torn.front().reason);
+      if (torn.size() > kMaxTornLines) stop(torn.front().line, torn.front().reason, nullptr);
       continue;
     }
     const AuditEntry& e = c.parsed->entry;
     const bool is_ack = e.event == kAuditTornTailEvent;
     if (is_ack) {
       if (torn.empty()) {
-        stop(line.number, "acknowledges a torn line that is not there (a line was removed)");
+        stop(line.number, "acknowledges a torn line that is not there (a line was removed)",
+             &line);
         continue;
       }
       const Bad& b = torn.front();
@@ -636,30 +646,33 @@ Result<AuditVerifyReport> Scan(const std::string& dir, std::span<const uint8_t> 
       auto sha = FieldValue(e, "sha256");
       if (!off || !len || !sha || ParseDecimal(*off) != b.offset ||
           ParseDecimal(*len) != b.length || *sha != HexEncode(b.hash)) {
-        stop(b.line, b.reason);
+        stop(b.line, b.reason, &line);
         continue;
       }
-    } else if (!torn.empty() && !(e.seq == 1 && e.event == kAuditGenesisEvent)) {
+    } else if (!torn.empty() && !(expected_seq == 1 && e.event == kAuditGenesisEvent)) {
       // Torn lines are acknowledged by the entries right after them (after the genesis
       // entry when the very first append was torn).
-      stop(torn.front().line, torn.front().reason);
+      stop(torn.front().line, torn.front().reason, &line);
       continue;
     }
     if (e.seq != expected_seq) {
       stop(line.number, "entry " + std::to_string(e.seq) + " where entry " +
                             std::to_string(expected_seq) +
-                            " was expected (entries were deleted, inserted or reordered)");
+                            " was expected (entries were deleted, inserted or reordered)",
+           &line);
       continue;
     }
     if (!ConstantTimeEquals(c.parsed->prev, prev)) {
       stop(line.number, "entry " + std::to_string(e.seq) +
-                            " does not chain to the entry before it (entries were replaced)");
+                            " does not chain to the entry before it (entries were replaced)",
+           &line);
       continue;
     }
     const bool is_genesis = e.event == kAuditGenesisEvent;
     if (is_genesis != (e.seq == 1)) {
       stop(line.number, is_genesis ? "a genesis entry in the middle of the log"
-                                   : "the first entry is not the genesis entry");
+                                   : "the first entry is not the genesis entry",
+           &line);
       continue;
     }
     if (is_ack) {
@@ -706,7 +719,7 @@ Result<AuditVerifyReport> Scan(const std::string& dir, std::span<const uint8_t> 
     unterminated_entry = !line.terminated;
     if (out && MatchesFilter(e, *filter)) out->push_back({line.number, true, e});
   }
-  if (!stopped && !torn.empty()) stop(torn.front().line, torn.front().reason);
+  if (!stopped && !torn.empty()) stop(torn.front().line, torn.front().reason, nullptr);
   if (stopped) return report;  // the end cannot be judged past the first bad entry
 
   if (unterminated_entry) {
