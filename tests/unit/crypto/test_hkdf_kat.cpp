@@ -1,0 +1,127 @@
+// HKDF-SHA-256/512 against Project Wycheproof and RFC 5869.
+#include <catch2/catch.hpp>
+
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "kat_util.h"
+#include "keyhold/crypto/hash.h"
+
+using keyhold::ErrorCode;
+using keyhold::HashAlg;
+using keyhold::HashSize;
+using keyhold::kat::Hex;
+
+namespace {
+
+std::vector<uint8_t> Bytes(const keyhold::SecretBytes& s) {
+  auto e = s.ExposeSecret();
+  return {e.begin(), e.end()};
+}
+
+void RunHkdfFile(const std::string& file, HashAlg alg, int expected_total) {
+  const auto doc = keyhold::kat::LoadWycheproof(file);
+  int valid = 0, invalid = 0;
+  for (const auto& group : doc["testGroups"]) {
+    for (const auto& t : group["tests"]) {
+      INFO(file << " tcId " << t["tcId"].get<int>() << ": " << t["comment"].get<std::string>());
+      const auto ikm = Hex(t["ikm"]), salt = Hex(t["salt"]), info = Hex(t["info"]);
+      const size_t size = t["size"].get<size_t>();
+      const std::string result = t["result"].get<std::string>();
+      auto okm = keyhold::Hkdf(alg, ikm, salt, info, size);
+      if (result == "valid") {
+        ++valid;
+        REQUIRE(okm.ok());
+        CHECK(Bytes(*okm) == Hex(t["okm"]));
+        // Extract then Expand must be exactly the one-call form.
+        auto prk = keyhold::HkdfExtract(alg, salt, ikm);
+        REQUIRE(prk.ok());
+        CHECK(prk->size() == HashSize(alg));
+        auto okm2 = keyhold::HkdfExpand(alg, prk->ExposeSecret(), info, size);
+        REQUIRE(okm2.ok());
+        CHECK(Bytes(*okm2) == Hex(t["okm"]));
+      } else {
+        // Wycheproof's invalid HKDF cases ask for more than 255 * HashLen bytes.
+        REQUIRE(result == "invalid");
+        ++invalid;
+        REQUIRE_FALSE(okm.ok());
+        CHECK(okm.error().code == ErrorCode::kInvalidArgument);
+        auto prk = keyhold::HkdfExtract(alg, salt, ikm);
+        REQUIRE(prk.ok());
+        auto okm2 = keyhold::HkdfExpand(alg, prk->ExposeSecret(), info, size);
+        REQUIRE_FALSE(okm2.ok());
+        CHECK(okm2.error().code == ErrorCode::kInvalidArgument);
+      }
+    }
+  }
+  std::cout << "KAT " << file << ": " << valid + invalid << " run (" << valid << " valid, "
+            << invalid << " invalid)\n";
+  CHECK(valid + invalid == expected_total);
+  CHECK(invalid == 3);
+}
+
+}  // namespace
+
+TEST_CASE("hkdf-sha256 wycheproof vectors", "[crypto][wycheproof]") {
+  RunHkdfFile("hkdf_sha256_test.json", HashAlg::kSha256, 86);
+}
+
+TEST_CASE("hkdf-sha512 wycheproof vectors", "[crypto][wycheproof]") {
+  RunHkdfFile("hkdf_sha512_test.json", HashAlg::kSha512, 83);
+}
+
+TEST_CASE("hkdf rfc 5869 test case 1, extract and expand separately", "[crypto]") {
+  const std::vector<uint8_t> ikm(22, 0x0b);
+  auto salt = keyhold::HexDecode("000102030405060708090a0b0c");
+  auto info = keyhold::HexDecode("f0f1f2f3f4f5f6f7f8f9");
+  auto want_prk =
+      keyhold::HexDecode("077709362c2e32df0ddc3f0dc47bba6390b6c73bb50f9c3122ec844ad7c2b3e5");
+  auto want_okm = keyhold::HexDecode(
+      "3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf34007208d5b887185865");
+  REQUIRE((salt.ok() && info.ok() && want_prk.ok() && want_okm.ok()));
+
+  auto prk = keyhold::HkdfExtract(HashAlg::kSha256, *salt, ikm);
+  REQUIRE(prk.ok());
+  CHECK(Bytes(*prk) == *want_prk);
+  // Expand alone, from the RFC's PRK (not from our Extract).
+  auto okm = keyhold::HkdfExpand(HashAlg::kSha256, *want_prk, *info, 42);
+  REQUIRE(okm.ok());
+  CHECK(Bytes(*okm) == *want_okm);
+  // A prefix of a longer output is the shorter output (HKDF's T(1)||T(2)... structure).
+  auto okm_short = keyhold::HkdfExpand(HashAlg::kSha256, *want_prk, *info, 10);
+  REQUIRE(okm_short.ok());
+  CHECK(Bytes(*okm_short) == std::vector<uint8_t>(want_okm->begin(), want_okm->begin() + 10));
+}
+
+TEST_CASE("hkdf rfc 5869 test case 3, empty salt and info", "[crypto]") {
+  const std::vector<uint8_t> ikm(22, 0x0b);
+  auto want_prk =
+      keyhold::HexDecode("19ef24a32c717b167f33a91d6f648bdf96596776afdb6377ac434c1c293ccb04");
+  auto want_okm = keyhold::HexDecode(
+      "8da4e775a563c18f715f802a063c5a31b8a11f5c5ee1879ec3454e5f3c738d2d9d201395faa4b61a96c8");
+  REQUIRE((want_prk.ok() && want_okm.ok()));
+  auto prk = keyhold::HkdfExtract(HashAlg::kSha256, {}, ikm);
+  REQUIRE(prk.ok());
+  CHECK(Bytes(*prk) == *want_prk);
+  auto okm = keyhold::HkdfExpand(HashAlg::kSha256, prk->ExposeSecret(), {}, 42);
+  REQUIRE(okm.ok());
+  CHECK(Bytes(*okm) == *want_okm);
+}
+
+TEST_CASE("hkdf length and prk bounds", "[crypto]") {
+  const std::vector<uint8_t> prk(32, 1), ikm(16, 2);
+  for (HashAlg alg : {HashAlg::kSha256, HashAlg::kSha512}) {
+    const size_t max = 255 * HashSize(alg);
+    CHECK(keyhold::HkdfExpand(alg, prk, {}, max).ok());
+    CHECK(keyhold::HkdfExpand(alg, prk, {}, max + 1).error().code ==
+          ErrorCode::kInvalidArgument);
+    CHECK(keyhold::HkdfExpand(alg, prk, {}, 0).error().code == ErrorCode::kInvalidArgument);
+    CHECK(keyhold::HkdfExpand(alg, {}, {}, 32).error().code == ErrorCode::kInvalidArgument);
+    CHECK(keyhold::Hkdf(alg, ikm, {}, {}, 0).error().code == ErrorCode::kInvalidArgument);
+    CHECK(keyhold::Hkdf(alg, ikm, {}, {}, max + 1).error().code == ErrorCode::kInvalidArgument);
+    auto full = keyhold::Hkdf(alg, ikm, {}, {}, max);
+    REQUIRE(full.ok());
+    CHECK(full->size() == max);
+  }
+}
