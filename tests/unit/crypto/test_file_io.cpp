@@ -1,0 +1,247 @@
+// AtomicFile and ReadSmallFile: what appears on disk, with which mode, and what never does.
+#include <catch2/catch.hpp>
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "keyhold/crypto/file_io.h"
+
+using keyhold::AtomicFile;
+using keyhold::ErrorCode;
+namespace fs = std::filesystem;
+
+namespace {
+
+// A fresh private directory, removed with everything in it at the end of the test.
+class TempDir {
+ public:
+  TempDir() {
+    std::string tmpl = (fs::temp_directory_path() / "kh-fileio-XXXXXX").string();
+    std::vector<char> buf(tmpl.begin(), tmpl.end());
+    buf.push_back('\0');
+    REQUIRE(mkdtemp(buf.data()) != nullptr);
+    path_ = buf.data();
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path_, ec);
+  }
+  std::string operator/(const std::string& name) const { return path_ + "/" + name; }
+  // Names in the directory, hidden ones included (a leftover temp file is hidden).
+  std::set<std::string> Entries() const {
+    std::set<std::string> out;
+    for (const auto& e : fs::directory_iterator(path_)) out.insert(e.path().filename().string());
+    return out;
+  }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+std::vector<uint8_t> B(std::string_view s) { return {s.begin(), s.end()}; }
+
+std::string ReadText(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+void WriteText(const std::string& path, const std::string& text) {
+  std::ofstream out(path, std::ios::binary);
+  out << text;
+}
+
+mode_t ModeOf(const std::string& path) {
+  struct stat st {};
+  REQUIRE(lstat(path.c_str(), &st) == 0);
+  return st.st_mode & 07777;
+}
+
+}  // namespace
+
+TEST_CASE("atomic file: commit creates the file with the final mode", "[crypto]") {
+  TempDir dir;
+  const std::string target = dir / "out.bin";
+  auto f = AtomicFile::Create(target, AtomicFile::Overwrite::kNo, 0640);
+  REQUIRE(f.ok());
+  // The temp file sits beside the target (rename is atomic only within a filesystem), is
+  // hidden, is not the target, and is 0600 from the start (never readable by others, even
+  // though the final mode will be 0640).
+  CHECK(keyhold::DirName(f->temp_path()) == dir.path());
+  CHECK(keyhold::BaseName(f->temp_path())[0] == '.');
+  CHECK(f->temp_path() != target);
+  CHECK(ModeOf(f->temp_path()) == 0600);
+  CHECK_FALSE(fs::exists(target));  // nothing under the final name before Commit
+
+  REQUIRE(f->Write(B("hello ")).ok());
+  REQUIRE(f->Write(B("world")).ok());
+  CHECK_FALSE(fs::exists(target));
+  REQUIRE(f->Commit().ok());
+  CHECK(ReadText(target) == "hello world");
+  CHECK(ModeOf(target) == 0640);
+  CHECK(dir.Entries() == std::set<std::string>{"out.bin"});  // no temp file left
+  // A second Commit is refused rather than renaming a file that no longer exists.
+  CHECK_FALSE(f->Commit().ok());
+}
+
+TEST_CASE("atomic file: the final mode ignores the umask and defaults to 0600", "[crypto]") {
+  TempDir dir;
+  const mode_t old = umask(0);
+  {
+    auto f = AtomicFile::Create(dir / "a", AtomicFile::Overwrite::kNo);
+    REQUIRE(f.ok());
+    CHECK(ModeOf(f->temp_path()) == 0600);  // even with umask 0
+    REQUIRE(f->Commit().ok());
+  }
+  umask(077);
+  {
+    auto f = AtomicFile::Create(dir / "b", AtomicFile::Overwrite::kNo, 0644);
+    REQUIRE(f.ok());
+    REQUIRE(f->Commit().ok());
+  }
+  umask(old);
+  CHECK(ModeOf(dir / "a") == 0600);
+  CHECK(ModeOf(dir / "b") == 0644);
+}
+
+TEST_CASE("atomic file: destroyed or aborted without commit leaves nothing", "[crypto]") {
+  TempDir dir;
+  std::string temp;
+  {
+    auto f = AtomicFile::Create(dir / "never", AtomicFile::Overwrite::kNo);
+    REQUIRE(f.ok());
+    temp = f->temp_path();
+    REQUIRE(f->Write(B("partial")).ok());
+    CHECK(fs::exists(temp));
+  }
+  CHECK_FALSE(fs::exists(temp));
+  CHECK(dir.Entries().empty());
+
+  auto g = AtomicFile::Create(dir / "never", AtomicFile::Overwrite::kYes);
+  REQUIRE(g.ok());
+  REQUIRE(g->Write(B("partial")).ok());
+  g->Abort();
+  CHECK(dir.Entries().empty());
+  CHECK_FALSE(g->Commit().ok());  // nothing left to commit
+  CHECK(dir.Entries().empty());
+
+  // A moved-from object must not remove the file its new owner is writing.
+  auto h = AtomicFile::Create(dir / "moved", AtomicFile::Overwrite::kNo);
+  REQUIRE(h.ok());
+  AtomicFile owner(std::move(*h));
+  { AtomicFile discard(std::move(*h)); }  // NOLINT(bugprone-use-after-move): moved-from twice
+  REQUIRE(owner.Write(B("x")).ok());
+  REQUIRE(owner.Commit().ok());
+  CHECK(ReadText(dir / "moved") == "x");
+  CHECK(dir.Entries() == std::set<std::string>{"moved"});
+}
+
+TEST_CASE("atomic file: overwrite no refuses an existing target", "[crypto]") {
+  TempDir dir;
+  const std::string target = dir / "exists";
+  WriteText(target, "original");
+
+  auto f = AtomicFile::Create(target, AtomicFile::Overwrite::kNo);
+  REQUIRE_FALSE(f.ok());
+  CHECK(f.error().code == ErrorCode::kAlreadyExists);
+  CHECK(ReadText(target) == "original");
+  CHECK(dir.Entries() == std::set<std::string>{"exists"});
+
+  // A dangling symlink is an existing name too.
+  REQUIRE(symlink("nowhere", (dir / "dangling").c_str()) == 0);
+  auto g = AtomicFile::Create(dir / "dangling", AtomicFile::Overwrite::kNo);
+  REQUIRE_FALSE(g.ok());
+  CHECK(g.error().code == ErrorCode::kAlreadyExists);
+}
+
+TEST_CASE("atomic file: overwrite no refuses a target that appears before commit", "[crypto]") {
+  TempDir dir;
+  const std::string target = dir / "race";
+  auto f = AtomicFile::Create(target, AtomicFile::Overwrite::kNo);
+  REQUIRE(f.ok());
+  REQUIRE(f->Write(B("ours")).ok());
+  WriteText(target, "theirs");  // someone else creates the name in between
+  auto s = f->Commit();
+  REQUIRE_FALSE(s.ok());
+  CHECK(s.error().code == ErrorCode::kAlreadyExists);
+  CHECK(ReadText(target) == "theirs");                       // not clobbered
+  CHECK(dir.Entries() == std::set<std::string>{"race"});     // our temp file is gone
+}
+
+TEST_CASE("atomic file: overwrite replaces a file, and a symlink rather than its target",
+          "[crypto]") {
+  TempDir dir;
+  WriteText(dir / "plain", "old");
+  REQUIRE(keyhold::WriteFileAtomically(dir / "plain", B("new"), AtomicFile::Overwrite::kYes)
+              .ok());
+  CHECK(ReadText(dir / "plain") == "new");
+
+  WriteText(dir / "victim", "do not touch");
+  REQUIRE(symlink("victim", (dir / "link").c_str()) == 0);
+  REQUIRE(keyhold::WriteFileAtomically(dir / "link", B("replacement"),
+                                       AtomicFile::Overwrite::kYes, 0600)
+              .ok());
+  struct stat st {};
+  REQUIRE(lstat((dir / "link").c_str(), &st) == 0);
+  CHECK(S_ISREG(st.st_mode));  // the link itself was replaced by a regular file
+  CHECK(ReadText(dir / "link") == "replacement");
+  CHECK(ReadText(dir / "victim") == "do not touch");
+  CHECK(dir.Entries() == std::set<std::string>{"plain", "victim", "link"});
+
+  // Without overwrite, WriteFileAtomically refuses and leaves the file alone.
+  auto s = keyhold::WriteFileAtomically(dir / "plain", B("x"), AtomicFile::Overwrite::kNo);
+  REQUIRE_FALSE(s.ok());
+  CHECK(s.error().code == ErrorCode::kAlreadyExists);
+  CHECK(ReadText(dir / "plain") == "new");
+}
+
+TEST_CASE("atomic file: unusable targets", "[crypto]") {
+  TempDir dir;
+  auto missing_dir = AtomicFile::Create(dir / "no/such/dir/file", AtomicFile::Overwrite::kYes);
+  REQUIRE_FALSE(missing_dir.ok());
+  CHECK(missing_dir.error().code == ErrorCode::kIo);
+  REQUIRE(mkdir((dir / "sub").c_str(), 0700) == 0);
+  auto is_dir = AtomicFile::Create(dir / "sub", AtomicFile::Overwrite::kYes);
+  REQUIRE_FALSE(is_dir.ok());
+  CHECK(is_dir.error().code == ErrorCode::kAlreadyExists);
+  auto empty = AtomicFile::Create("", AtomicFile::Overwrite::kYes);
+  REQUIRE_FALSE(empty.ok());
+  CHECK(empty.error().code == ErrorCode::kInvalidArgument);
+}
+
+TEST_CASE("read small file enforces its limit", "[crypto]") {
+  TempDir dir;
+  WriteText(dir / "ten", "0123456789");
+  auto exact = keyhold::ReadSmallFile(dir / "ten", 10);
+  REQUIRE(exact.ok());
+  CHECK(*exact == B("0123456789"));
+  auto over = keyhold::ReadSmallFile(dir / "ten", 9);
+  REQUIRE_FALSE(over.ok());
+  CHECK(over.error().code == ErrorCode::kMalformed);
+  auto zero_limit = keyhold::ReadSmallFile(dir / "ten", 0);
+  REQUIRE_FALSE(zero_limit.ok());
+  CHECK(zero_limit.error().code == ErrorCode::kMalformed);
+  WriteText(dir / "empty", "");
+  auto empty = keyhold::ReadSmallFile(dir / "empty", 0);
+  REQUIRE(empty.ok());
+  CHECK(empty->empty());
+  auto missing = keyhold::ReadSmallFile(dir / "missing", 10);
+  REQUIRE_FALSE(missing.ok());
+  CHECK(missing.error().code == ErrorCode::kNotFound);
+}
+
+TEST_CASE("dirname and basename", "[crypto]") {
+  CHECK(keyhold::DirName("file") == ".");
+  CHECK(keyhold::DirName("/file") == "/");
+  CHECK(keyhold::DirName("a/b/c") == "a/b");
+  CHECK(keyhold::BaseName("a/b/c") == "c");
+  CHECK(keyhold::BaseName("c") == "c");
+}
