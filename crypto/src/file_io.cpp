@@ -8,9 +8,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstring>
+
+#include "keyhold/crypto/secret_bytes.h"
 
 namespace keyhold {
 namespace {
@@ -110,16 +113,44 @@ Result<std::vector<uint8_t>> ReadSmallFile(const std::string& path, size_t max_s
     if (err == ENOENT) return Error(ErrorCode::kNotFound, path + ": no such file");
     return IoError(path, err);
   }
-  std::vector<uint8_t> out(max_size + 1);
-  auto n = ReadFull(fd, out);
-  close(fd);
-  if (!n.ok()) return std::move(n).error();
-  if (*n > max_size) {
-    return Error(ErrorCode::kMalformed,
-                 path + ": larger than the limit of " + std::to_string(max_size) + " bytes");
+  // Grow in blocks rather than allocating max_size + 1 up front: that sum wraps to 0 for
+  // SIZE_MAX (the file then read as empty), and a generous limit must not cost its size in
+  // memory (nor throw std::bad_alloc across the API). Key files are read here, so the buffer
+  // wipes every block it frees while growing.
+  constexpr size_t kBlock = 16 * 1024;
+  WipingBuffer buf;
+  struct stat st;
+  if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size >= 0) {
+    const auto size = static_cast<uint64_t>(st.st_size);
+    if (size > max_size) {
+      close(fd);
+      return Error(ErrorCode::kMalformed,
+                   path + ": larger than the limit of " + std::to_string(max_size) + " bytes");
+    }
+    // Only a hint (the file may change while it is read), capped so it never over-allocates.
+    buf.reserve(static_cast<size_t>(std::min<uint64_t>(size, 64 * kBlock)) + 1);
   }
-  out.resize(*n);
-  return out;
+  for (;;) {
+    const size_t have = buf.size();  // never above max_size here
+    const size_t left = max_size - have;
+    // One byte past the limit is enough to tell that the file is too large.
+    const size_t want = left < kBlock ? left + 1 : kBlock;
+    buf.resize(have + want);
+    auto n = ReadFull(fd, std::span<uint8_t>(buf).subspan(have, want));
+    if (!n.ok()) {
+      close(fd);
+      return std::move(n).error();
+    }
+    buf.resize(have + *n);
+    if (buf.size() > max_size) {
+      close(fd);
+      return Error(ErrorCode::kMalformed,
+                   path + ": larger than the limit of " + std::to_string(max_size) + " bytes");
+    }
+    if (*n < want) break;  // end of file
+  }
+  close(fd);
+  return std::vector<uint8_t>(buf.begin(), buf.end());
 }
 
 std::string DirName(const std::string& path) {

@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cstdint>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -236,6 +237,39 @@ TEST_CASE("read small file enforces its limit", "[crypto]") {
   auto missing = keyhold::ReadSmallFile(dir / "missing", 10);
   REQUIRE_FALSE(missing.ok());
   CHECK(missing.error().code == ErrorCode::kNotFound);
+}
+
+// A generous limit must not cost memory up front or overflow: max_size + 1 used to wrap to
+// 0 for SIZE_MAX (the file then read as empty, silently) and a 1 TiB limit allocated 1 TiB
+// (std::bad_alloc thrown across the API).
+TEST_CASE("read small file with large limits and larger files", "[crypto]") {
+  TempDir dir;
+  WriteText(dir / "ten", "0123456789");
+  auto no_limit = keyhold::ReadSmallFile(dir / "ten", SIZE_MAX);
+  REQUIRE(no_limit.ok());
+  CHECK(*no_limit == B("0123456789"));
+  keyhold::Result<std::vector<uint8_t>> huge_limit = keyhold::Error();
+  REQUIRE_NOTHROW(huge_limit = keyhold::ReadSmallFile(dir / "ten", size_t{1} << 40));
+  REQUIRE(huge_limit.ok());
+  CHECK(*huge_limit == B("0123456789"));
+
+  // Bigger than any internal read block, at and around the limit.
+  std::string big(200003, '\0');
+  for (size_t i = 0; i < big.size(); ++i) big[i] = static_cast<char>(i * 31 + 7);
+  WriteText(dir / "big", big);
+  auto at = keyhold::ReadSmallFile(dir / "big", big.size());
+  REQUIRE(at.ok());
+  CHECK(*at == B(big));
+  auto above = keyhold::ReadSmallFile(dir / "big", big.size() + 1);
+  REQUIRE(above.ok());
+  CHECK(above->size() == big.size());
+  auto below = keyhold::ReadSmallFile(dir / "big", big.size() - 1);
+  REQUIRE_FALSE(below.ok());
+  CHECK(below.error().code == ErrorCode::kMalformed);
+  // Not a regular file: a pipe-like source with no size hint still obeys the limit.
+  auto dev = keyhold::ReadSmallFile("/dev/zero", 1000);
+  REQUIRE_FALSE(dev.ok());
+  CHECK(dev.error().code == ErrorCode::kMalformed);
 }
 
 TEST_CASE("dirname and basename", "[crypto]") {

@@ -1,6 +1,7 @@
 // SecretBytes ownership and wiping, WipingAllocator, and the constant-time comparisons.
 #include <catch2/catch.hpp>
 
+#include <cstdint>
 #include <new>
 #include <utility>
 #include <vector>
