@@ -15,6 +15,12 @@ namespace keyhold::cli {
 void AuditKeyUse(Context& ctx, const std::string& operation, const std::vector<std::string>& keys,
                  const std::string& object);
 
+// Starts the audit log of a keystore `keyhold init` just created and records keystore.init:
+// the log's MAC key exists only once the keystore does, so the new keystore is opened again
+// with the same passphrase (a second passphrase derivation). kIo, saying that the keystore
+// itself was created, on failure.
+Status AuditKeystoreInit(const std::string& dir, const SecretBytes& passphrase);
+
 }  // namespace keyhold::cli
 
 #endif  // KEYHOLD_CLI_AUDIT_HOOKS_H_

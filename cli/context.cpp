@@ -42,6 +42,7 @@ Result<keystore::Keystore*> Context::UnlockedKeystore() {
     auto ks = keystore::Keystore::Open(dir, unlocker);
     if (ks.ok()) {
       keystore_ = std::make_unique<keystore::Keystore>(std::move(ks).value());
+      KH_RETURN_IF_ERROR(AttachAuditLog());
       return keystore_.get();
     }
     if (ks.error().code != ErrorCode::kWrongPassphrase) return std::move(ks).error();
@@ -51,8 +52,36 @@ Result<keystore::Keystore*> Context::UnlockedKeystore() {
   unlocker.passphrase = std::move(pass);
   KH_ASSIGN_OR_RETURN(keystore::Keystore ks, keystore::Keystore::Open(dir, unlocker));
   keystore_ = std::make_unique<keystore::Keystore>(std::move(ks));
+  KH_RETURN_IF_ERROR(AttachAuditLog());
   return keystore_.get();
 }
+
+// --- Audit log (docs/audit-log.md) -----------------------------------------------------------
+Status Context::AttachAuditLog() {
+  auto key = keystore_->DeriveSubkey(keystore::kAuditSubkeyLabel);
+  if (!key.ok()) {
+    keystore_.reset();  // no keystore use without its audit log
+    return std::move(key).error();
+  }
+  auto log = keystore::AuditLog::Open(keystore_->dir(), std::move(key).value(),
+                                      keystore_->generation());
+  if (!log.ok()) {
+    keystore_.reset();
+    return std::move(log).error();
+  }
+  audit_ = std::move(log).value();
+  keystore_->SetAuditSink(audit_.get());
+  return OkStatus();
+}
+
+Status Context::FinishAudit() {
+  if (!audit_) return OkStatus();
+  Status s = audit_->Flush();
+  if (s.ok()) return s;
+  return Error(s.error().code, "key use could not be recorded in the audit log: " +
+                                   s.error().message, s.error().hint);
+}
+// --- end audit log ---------------------------------------------------------------------------
 
 Result<X25519PublicKey> Context::ResolveRecipient(const std::string& text) {
   if (text.rfind("kh1", 0) == 0) {

@@ -11,6 +11,7 @@
 
 #include "keyhold/crypto/envelope.h"
 #include "keyhold/crypto/result.h"
+#include "keyhold/keystore/audit_log.h"
 #include "keyhold/keystore/keystore.h"
 #include "secret_input.h"
 
@@ -42,7 +43,19 @@ class Context {
   // book (which needs the keystore unlocked, since the address book is authenticated).
   Result<X25519PublicKey> ResolveRecipient(const std::string& text);
 
+  // --- Audit log (docs/audit-log.md) ---------------------------------------------------------
+  // The unlocked keystore's audit log (it also receives the keystore's changes); null until
+  // UnlockedKeystore succeeded.
+  keystore::AuditLog* Audit() { return audit_.get(); }
+  // Writes the buffered key-use events and reports any earlier failure to append. main calls
+  // it once after the command, whatever the command's result.
+  Status FinishAudit();
+
  private:
+  Status AttachAuditLog();
+  // Declared before keystore_ so it is destroyed after the Keystore that points to it.
+  std::unique_ptr<keystore::AuditLog> audit_;
+  // --- end audit log -------------------------------------------------------------------------
   std::unique_ptr<keystore::Keystore> keystore_;
   std::vector<envelope::Identity> identities_;
   bool identities_loaded_ = false;

@@ -78,6 +78,7 @@ int Main(int argc, char** argv) {
   RegisterDecrypt(app, ctx, run);
   RegisterInspect(app, ctx, run);
   RegisterRewrap(app, ctx, run);
+  RegisterLog(app, ctx, run);
 
   try {
     app.parse(argc, argv);
@@ -105,10 +106,14 @@ int Main(int argc, char** argv) {
     return kExitUsage;
   }
   Result<int> result = run();
+  // Key uses are buffered (docs/audit-log.md): write them whatever the command's result.
+  Status audit = ctx.FinishAudit();
+  if (!audit.ok()) PrintError(audit.error());
   if (!result.ok()) {
     PrintError(result.error());
     return ExitCodeFor(result.error().code);
   }
+  if (!audit.ok()) return ExitCodeFor(audit.error().code);
   return *result;
 }
 

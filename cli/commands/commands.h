@@ -28,6 +28,7 @@ void RegisterEncrypt(CLI::App& app, Context& ctx, Runner& run);
 void RegisterDecrypt(CLI::App& app, Context& ctx, Runner& run);
 void RegisterInspect(CLI::App& app, Context& ctx, Runner& run);
 void RegisterRewrap(CLI::App& app, Context& ctx, Runner& run);
+void RegisterLog(CLI::App& app, Context& ctx, Runner& run);
 
 }  // namespace keyhold::cli
 

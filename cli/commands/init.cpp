@@ -1,4 +1,5 @@
 // keyhold init: create a keystore with a first passphrase slot.
+#include "audit_hooks.h"
 #include "commands/commands.h"
 #include "exit_codes.h"
 #include "keyhold/crypto/argon2id.h"
@@ -22,6 +23,7 @@ Result<int> RunInit(Context& ctx, const InitOptions& opts) {
   keystore::InitOptions init;
   if (opts.fast_kdf_for_testing) init.kdf = Argon2idParams{1, kArgon2idMinMemoryKib, 1};
   KH_RETURN_IF_ERROR(keystore::Keystore::Init(dir, pass, init));
+  KH_RETURN_IF_ERROR(AuditKeystoreInit(dir, pass));  // docs/audit-log.md
   Note("created keystore " + dir);
   Note("next: add a recovery slot (`keyhold keygen -o recovery.key` on an offline machine, then "
        "`keyhold slot add-recipient kh1...`) and create a key (`keyhold key create NAME`)");

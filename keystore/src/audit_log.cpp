@@ -960,7 +960,9 @@ Status AuditLog::RecordKeyUse(std::string_view operation,
                               const std::vector<std::string>& key_versions,
                               std::string_view object) {
   if (!IsOperationName(operation)) {
-    return Error(ErrorCode::kInvalidArgument, "invalid audit operation name");
+    Error e(ErrorCode::kInvalidArgument, "invalid audit operation name");
+    if (!deferred_error_) deferred_error_ = e;
+    return e;
   }
   Pending p;
   p.event = "use." + std::string(operation);

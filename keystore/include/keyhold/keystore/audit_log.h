@@ -128,7 +128,8 @@ class AuditLog final : public AuditSink {
   // Buffers a key use: event "use.<operation>" with fields "keys" (the `key_versions`,
   // each "NAME vN", joined with ", ") and "object" (a path or id; never content). Flushes
   // when kAuditFlushThreshold events are buffered and returns that flush's status.
-  // kInvalidArgument for an operation that is not [a-z0-9-]+.
+  // kInvalidArgument for an operation that is not [a-z0-9-]+. A failure is also kept and
+  // returned again by the next Flush().
   Status RecordKeyUse(std::string_view operation, const std::vector<std::string>& key_versions,
                       std::string_view object);
 
