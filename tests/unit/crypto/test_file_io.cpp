@@ -2,8 +2,10 @@
 #include <catch2/catch.hpp>
 
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <csignal>
 #include <cstdint>
 #include <cstdlib>
 #include <filesystem>
@@ -202,6 +204,32 @@ TEST_CASE("atomic file: overwrite replaces a file, and a symlink rather than its
   REQUIRE_FALSE(s.ok());
   CHECK(s.error().code == ErrorCode::kAlreadyExists);
   CHECK(ReadText(dir / "plain") == "new");
+}
+
+// The cleanup handler is process-wide, so it runs in a child: the child leaves a live temp
+// file and is killed; the directory must be empty and the exit status must still say
+// "killed by SIGTERM" (the handler re-raises with the default action).
+TEST_CASE("atomic file: a fatal signal removes live temp files", "[crypto]") {
+  TempDir dir;
+  for (int sig : {SIGTERM, SIGINT}) {
+    INFO("signal " << sig);
+    const pid_t pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+      keyhold::InstallTempFileCleanupHandlers();
+      auto f = AtomicFile::Create(dir / "interrupted", AtomicFile::Overwrite::kNo);
+      if (!f.ok() || !f->Write(B("partial")).ok() || access(f->temp_path().c_str(), F_OK) != 0) {
+        _exit(2);
+      }
+      raise(sig);
+      _exit(3);  // not reached: the signal kills the process
+    }
+    int status = 0;
+    REQUIRE(waitpid(pid, &status, 0) == pid);
+    REQUIRE(WIFSIGNALED(status));
+    CHECK(WTERMSIG(status) == sig);
+    CHECK(dir.Entries().empty());
+  }
 }
 
 TEST_CASE("atomic file: unusable targets", "[crypto]") {
