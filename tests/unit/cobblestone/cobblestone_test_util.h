@@ -12,8 +12,12 @@
 #include <string>
 #include <vector>
 
+#include <catch2/catch.hpp>
+
 #include "keyhold/crypto/cobblestone.h"
+#include "keyhold/crypto/encoding.h"
 #include "keyhold/crypto/file_io.h"
+#include "keyhold/crypto/hash.h"
 #include "keyhold/crypto/result.h"
 
 namespace cobtest {
@@ -107,5 +111,17 @@ class TempFile {
 };
 
 }  // namespace cobtest
+
+// Payloads are megabytes: a failed comparison prints their size and a hash, not every byte
+// (Catch's own formatting of a large vector takes minutes).
+namespace Catch {
+template <>
+struct StringMaker<std::vector<uint8_t>> {
+  static std::string convert(const std::vector<uint8_t>& v) {
+    std::string sha = keyhold::HexEncode(keyhold::Sha512(v)).substr(0, 16);
+    return "<" + std::to_string(v.size()) + " bytes, sha512 " + sha + "...>";
+  }
+};
+}  // namespace Catch
 
 #endif  // KEYHOLD_TESTS_UNIT_COBBLESTONE_TEST_UTIL_H_

@@ -1,0 +1,414 @@
+// Streaming Cobblestone: round trips across chunk and batch boundaries in the serial and
+// parallel paths, exact failure classes and released bytes for tampering, truncation and
+// trailing data, the commitment-first rule, the chunk-counter limit, and I/O errors.
+#include <catch2/catch.hpp>
+
+#include "cobblestone_test_util.h"
+#include "internal/cobblestone_engine.h"
+#include "keyhold/crypto/aes_gcm.h"
+#include "keyhold/crypto/cobblestone.h"
+
+namespace cob = keyhold::cobblestone;
+namespace internal = keyhold::cobblestone::internal;
+using cobtest::Bytes;
+using keyhold::ErrorCode;
+
+namespace {
+
+constexpr size_t kMiB = 1024 * 1024;
+const Bytes kContext = {'o', 'b', 'j', 'e', 'c', 't', ' ', '1'};
+
+Bytes EncryptWithSalt(const keyhold::SecretBytes& key, const Bytes& salt, const Bytes& ctx,
+                      const Bytes& pt, unsigned threads) {
+  cobtest::MemorySource src(pt);
+  cobtest::VectorSink sink;
+  auto r = cob::testing::EncryptWithSaltForTesting(key, salt, ctx, src, sink, {.threads = threads});
+  REQUIRE(r.ok());
+  CHECK(r->plaintext_bytes == pt.size());
+  CHECK(r->chunks == pt.size() / cob::kChunkSize + 1);
+  return sink.bytes;
+}
+
+struct Outcome {
+  bool ok = false;
+  ErrorCode code = ErrorCode::kInternal;
+  Bytes out;
+  int writes = 0;
+};
+
+Outcome Decrypt(const keyhold::SecretBytes& key, const Bytes& ctx, std::span<const uint8_t> ct,
+                unsigned threads, size_t max_read = 0) {
+  cobtest::MemorySource src(ct, max_read);
+  cobtest::VectorSink sink;
+  auto r = cob::Decrypt(key, ctx, src, sink, {.threads = threads});
+  Outcome o;
+  o.ok = r.ok();
+  if (r.ok()) {
+    CHECK(r->plaintext_bytes == sink.bytes.size());
+  } else {
+    o.code = r.error().code;
+  }
+  o.out = std::move(sink.bytes);
+  o.writes = sink.writes;
+  return o;
+}
+
+// Decrypts with threads = 1 and 4, checks both agree, returns the serial outcome.
+Outcome DecryptBoth(const keyhold::SecretBytes& key, const Bytes& ctx,
+                    std::span<const uint8_t> ct) {
+  Outcome serial = Decrypt(key, ctx, ct, 1);
+  Outcome parallel = Decrypt(key, ctx, ct, 4);
+  CHECK(serial.ok == parallel.ok);
+  CHECK(serial.code == parallel.code);
+  CHECK(serial.out == parallel.out);
+  return serial;
+}
+
+Bytes Prefix(const Bytes& pt, size_t n) {
+  return Bytes(pt.begin(), pt.begin() + static_cast<std::ptrdiff_t>(n));
+}
+
+size_t ChunkOffset(size_t i) { return cob::kPrefixSize + i * cob::kEncryptedChunkSize; }
+
+}  // namespace
+
+TEST_CASE("cobblestone round trip at chunk and batch boundaries, serial = parallel",
+          "[cobblestone]") {
+  const auto key = keyhold::SecretBytes::Random(32);
+  const Bytes salt = cobtest::RandomBytesForTest(24, 1);
+  const size_t size = GENERATE(size_t{0}, size_t{1}, size_t{16383}, size_t{16384},
+                               size_t{16385}, 64 * size_t{16384}, 5 * kMiB + 7);
+  INFO("size " << size);
+  const Bytes pt = cobtest::RandomBytesForTest(size, static_cast<uint32_t>(size));
+  const Bytes ct1 = EncryptWithSalt(key, salt, kContext, pt, 1);
+  const Bytes ct4 = EncryptWithSalt(key, salt, kContext, pt, 4);
+  const Bytes ct0 = EncryptWithSalt(key, salt, kContext, pt, 0);
+  CHECK(ct1 == ct4);
+  CHECK(ct1 == ct0);
+  // An empty chunk ends every message whose length is a multiple of 16 KiB.
+  CHECK(ct1.size() == cob::kPrefixSize + size + cob::kTagSize * (size / cob::kChunkSize + 1));
+  CHECK(Bytes(ct1.begin(), ct1.begin() + 24) == salt);
+
+  for (unsigned threads : {1u, 2u, 4u, 0u}) {
+    Outcome o = Decrypt(key, kContext, ct1, threads);
+    REQUIRE(o.ok);
+    CHECK(o.out == pt);
+  }
+  // A Source that returns short reads before the end (against its contract) changes nothing.
+  Outcome chunky = Decrypt(key, kContext, ct1, 4, 1000);
+  REQUIRE(chunky.ok);
+  CHECK(chunky.out == pt);
+  cobtest::MemorySource src(pt, 777);
+  cobtest::VectorSink sink;
+  REQUIRE(cob::testing::EncryptWithSaltForTesting(key, salt, kContext, src, sink, {.threads = 3})
+              .ok());
+  CHECK(sink.bytes == ct1);
+}
+
+TEST_CASE("cobblestone output is written in large writes", "[cobblestone]") {
+  const auto key = keyhold::SecretBytes::Random(32);
+  const Bytes pt = cobtest::RandomBytesForTest(3 * kMiB, 5);
+  cobtest::MemorySource src(pt);
+  cobtest::VectorSink sink;
+  REQUIRE(cob::Encrypt(key, kContext, src, sink, {.threads = 2}).ok());
+  // Prefix and three 1 MiB batches, then the empty final chunk: 4 writes, not 200.
+  CHECK(sink.writes == 4);
+  Outcome o = Decrypt(key, kContext, sink.bytes, 2);
+  REQUIRE(o.ok);
+  CHECK(o.out == pt);
+  CHECK(o.writes == 3);  // the empty final chunk releases nothing
+}
+
+TEST_CASE("cobblestone Encrypt uses a fresh salt per message", "[cobblestone]") {
+  const auto key = keyhold::SecretBytes::Random(32);
+  const Bytes pt = {1, 2, 3};
+  Bytes a, b;
+  for (Bytes* out : {&a, &b}) {
+    cobtest::MemorySource src(pt);
+    cobtest::VectorSink sink;
+    REQUIRE(cob::Encrypt(key, kContext, src, sink).ok());
+    *out = sink.bytes;
+  }
+  CHECK(Bytes(a.begin(), a.begin() + 24) != Bytes(b.begin(), b.begin() + 24));
+  CHECK(a != b);
+  CHECK(DecryptBoth(key, kContext, a).out == pt);
+  CHECK(DecryptBoth(key, kContext, b).out == pt);
+}
+
+TEST_CASE("cobblestone checks the commitment before reading any chunk", "[cobblestone]") {
+  const auto key = keyhold::SecretBytes::Random(32);
+  const Bytes pt = cobtest::RandomBytesForTest(100000, 2);
+  const Bytes ct = EncryptWithSalt(key, cobtest::RandomBytesForTest(24, 3), kContext, pt, 1);
+
+  SECTION("wrong context") {
+    for (unsigned threads : {1u, 4u}) {
+      cobtest::MemorySource src(ct);
+      cobtest::VectorSink sink;
+      auto r = cob::Decrypt(key, Bytes{'o', 't', 'h', 'e', 'r'}, src, sink, {.threads = threads});
+      REQUIRE_FALSE(r.ok());
+      CHECK(r.error().code == ErrorCode::kAuthFailed);
+      CHECK(sink.bytes.empty());
+      CHECK(sink.writes == 0);
+      // Only the prefix was consumed: no chunk was even read, let alone decrypted.
+      CHECK(src.consumed() == cob::kPrefixSize);
+    }
+  }
+  SECTION("wrong key") {
+    Outcome o = DecryptBoth(keyhold::SecretBytes::Random(32), kContext, ct);
+    CHECK(o.code == ErrorCode::kAuthFailed);
+    CHECK(o.writes == 0);
+  }
+  SECTION("any byte of the salt or commitment modified") {
+    for (size_t i : {size_t{0}, size_t{23}, size_t{24}, size_t{55}}) {
+      Bytes bad = ct;
+      bad[i] ^= 0x01;
+      Outcome o = DecryptBoth(key, kContext, bad);
+      CHECK_FALSE(o.ok);
+      CHECK(o.code == ErrorCode::kAuthFailed);
+      CHECK(o.writes == 0);
+    }
+  }
+  SECTION("prefix truncated") {
+    for (size_t n : {size_t{0}, size_t{24}, size_t{55}}) {
+      Outcome o = DecryptBoth(key, kContext, std::span(ct).first(n));
+      CHECK(o.code == ErrorCode::kAuthFailed);
+      CHECK(o.writes == 0);
+    }
+  }
+  SECTION("key sizes") {
+    for (size_t n : {size_t{0}, size_t{16}, size_t{31}, size_t{33}, size_t{64}}) {
+      auto bad_key = keyhold::SecretBytes::Random(n);
+      cobtest::MemorySource src(ct);
+      cobtest::VectorSink sink;
+      auto d = cob::Decrypt(bad_key, kContext, src, sink);
+      REQUIRE_FALSE(d.ok());
+      CHECK(d.error().code == ErrorCode::kMalformed);
+      auto e = cob::Encrypt(bad_key, kContext, src, sink);
+      REQUIRE_FALSE(e.ok());
+      CHECK(e.error().code == ErrorCode::kInvalidArgument);
+      CHECK(sink.writes == 0);
+      CHECK_FALSE(cob::Derive(bad_key, Bytes(24), kContext).ok());
+    }
+    CHECK(cob::Derive(key, Bytes(23), kContext).error().code == ErrorCode::kInvalidArgument);
+    CHECK(cob::Derive(key, Bytes(25), kContext).error().code == ErrorCode::kInvalidArgument);
+  }
+}
+
+TEST_CASE("cobblestone releases exactly the chunks before a bad one", "[cobblestone]") {
+  const auto key = keyhold::SecretBytes::Random(32);
+  // 100 full chunks and a short one: spans two batches of 64.
+  const Bytes pt = cobtest::RandomBytesForTest(100 * cob::kChunkSize + 500, 4);
+  const Bytes ct = EncryptWithSalt(key, cobtest::RandomBytesForTest(24, 5), kContext, pt, 4);
+  const size_t final_index = 100;
+
+  SECTION("a modified chunk, anywhere in a batch") {
+    for (size_t k : {size_t{0}, size_t{1}, size_t{37}, size_t{63}, size_t{64}, size_t{70},
+                     size_t{99}, final_index}) {
+      for (size_t where : {size_t{0}, size_t{16383}, size_t{16399}}) {
+        if (k == final_index && where >= 516) continue;
+        INFO("chunk " << k << " byte " << where);
+        Bytes bad = ct;
+        bad[ChunkOffset(k) + where] ^= 0x80;
+        Outcome o = DecryptBoth(key, kContext, bad);
+        CHECK_FALSE(o.ok);
+        CHECK(o.code == ErrorCode::kPayloadAuthFailed);
+        CHECK(o.out == Prefix(pt, k * cob::kChunkSize));
+      }
+    }
+  }
+  SECTION("two modified chunks in one batch: the first one counts") {
+    Bytes bad = ct;
+    bad[ChunkOffset(50) + 7] ^= 1;
+    bad[ChunkOffset(20) + 7] ^= 1;
+    Outcome o = DecryptBoth(key, kContext, bad);
+    CHECK(o.code == ErrorCode::kPayloadAuthFailed);
+    CHECK(o.out == Prefix(pt, 20 * cob::kChunkSize));
+  }
+  SECTION("swapped chunks") {
+    Bytes bad = ct;
+    std::swap_ranges(bad.begin() + static_cast<std::ptrdiff_t>(ChunkOffset(3)),
+                     bad.begin() + static_cast<std::ptrdiff_t>(ChunkOffset(4)),
+                     bad.begin() + static_cast<std::ptrdiff_t>(ChunkOffset(4)));
+    Outcome o = DecryptBoth(key, kContext, bad);
+    CHECK(o.code == ErrorCode::kPayloadAuthFailed);
+    CHECK(o.out == Prefix(pt, 3 * cob::kChunkSize));
+  }
+  SECTION("truncated at every chunk boundary, in mid chunk, and in the final chunk") {
+    for (size_t k : {size_t{0}, size_t{1}, size_t{63}, size_t{64}, size_t{65}, size_t{100}}) {
+      INFO("cut after " << k << " chunks");
+      Outcome o = DecryptBoth(key, kContext, std::span(ct).first(ChunkOffset(k)));
+      CHECK_FALSE(o.ok);
+      CHECK(o.code == ErrorCode::kPayloadAuthFailed);
+      // Full chunks are authenticated as non-final, so those before the cut are released.
+      CHECK(o.out == Prefix(pt, k * cob::kChunkSize));
+    }
+    for (size_t cut : {size_t{1}, size_t{15}, size_t{16}, size_t{8000}, size_t{16399}}) {
+      Outcome o = DecryptBoth(key, kContext, std::span(ct).first(ChunkOffset(64) + cut));
+      CHECK(o.code == ErrorCode::kPayloadAuthFailed);
+      CHECK(o.out == Prefix(pt, 64 * cob::kChunkSize));
+    }
+    Outcome o = DecryptBoth(key, kContext, std::span(ct).first(ct.size() - 1));
+    CHECK(o.code == ErrorCode::kPayloadAuthFailed);
+    CHECK(o.out == Prefix(pt, 100 * cob::kChunkSize));
+  }
+  SECTION("trailing data") {
+    for (size_t extra : {size_t{1}, size_t{16}, size_t{20000}}) {
+      Bytes bad = ct;
+      bad.insert(bad.end(), extra, 0);
+      Outcome o = DecryptBoth(key, kContext, bad);
+      CHECK(o.code == ErrorCode::kPayloadAuthFailed);
+      CHECK(o.out == Prefix(pt, 100 * cob::kChunkSize));
+    }
+  }
+}
+
+TEST_CASE("cobblestone message of exactly one batch needs its empty final chunk",
+          "[cobblestone]") {
+  const auto key = keyhold::SecretBytes::Random(32);
+  const Bytes pt = cobtest::RandomBytesForTest(64 * cob::kChunkSize, 6);
+  const Bytes ct = EncryptWithSalt(key, cobtest::RandomBytesForTest(24, 7), kContext, pt, 2);
+  REQUIRE(ct.size() == ChunkOffset(64) + cob::kTagSize);
+  CHECK(DecryptBoth(key, kContext, ct).out == pt);
+  Outcome o = DecryptBoth(key, kContext, std::span(ct).first(ChunkOffset(64)));
+  CHECK(o.code == ErrorCode::kPayloadAuthFailed);
+  CHECK(o.out == pt);  // every chunk authenticated, but the end did not
+}
+
+TEST_CASE("cobblestone propagates source and sink errors", "[cobblestone]") {
+  const auto key = keyhold::SecretBytes::Random(32);
+  const Bytes pt = cobtest::RandomBytesForTest(3 * kMiB, 8);
+  const Bytes ct = EncryptWithSalt(key, cobtest::RandomBytesForTest(24, 9), kContext, pt, 2);
+  for (unsigned threads : {1u, 2u}) {
+    {
+      cobtest::FailingSource src(pt, kMiB + 5);
+      cobtest::VectorSink sink;
+      auto r = cob::Encrypt(key, kContext, src, sink, {.threads = threads});
+      REQUIRE_FALSE(r.ok());
+      CHECK(r.error().code == ErrorCode::kIo);
+    }
+    {
+      cobtest::MemorySource src(pt);
+      cobtest::VectorSink sink;
+      sink.fail_after_writes = 1;
+      auto r = cob::Encrypt(key, kContext, src, sink, {.threads = threads});
+      REQUIRE_FALSE(r.ok());
+      CHECK(r.error().code == ErrorCode::kIo);
+    }
+    {
+      cobtest::FailingSource src(ct, kMiB);
+      cobtest::VectorSink sink;
+      auto r = cob::Decrypt(key, kContext, src, sink, {.threads = threads});
+      REQUIRE_FALSE(r.ok());
+      CHECK(r.error().code == ErrorCode::kIo);
+    }
+    {
+      cobtest::MemorySource src(ct);
+      cobtest::VectorSink sink;
+      sink.fail_after_writes = 1;
+      auto r = cob::Decrypt(key, kContext, src, sink, {.threads = threads});
+      REQUIRE_FALSE(r.ok());
+      CHECK(r.error().code == ErrorCode::kIo);
+      CHECK(sink.bytes == Prefix(pt, kMiB));
+    }
+  }
+}
+
+TEST_CASE("cobblestone raw mode argument checks", "[cobblestone]") {
+  const auto key = keyhold::SecretBytes::Random(32);
+  const Bytes pt = {1, 2, 3};
+  cobtest::MemorySource src(pt);
+  cobtest::VectorSink sink;
+  CHECK(cob::hazmat::EncryptRaw(key, Bytes(11), src, sink).error().code ==
+        ErrorCode::kInvalidArgument);
+  CHECK(cob::hazmat::EncryptRaw(keyhold::SecretBytes::Random(16), Bytes(12), src, sink)
+            .error()
+            .code == ErrorCode::kInvalidArgument);
+  CHECK(cob::hazmat::DecryptRaw(key, Bytes(13), src, sink).error().code ==
+        ErrorCode::kInvalidArgument);
+  CHECK(cob::hazmat::DecryptRaw(keyhold::SecretBytes::Random(31), Bytes(12), src, sink)
+            .error()
+            .code == ErrorCode::kMalformed);
+  CHECK(sink.writes == 0);
+}
+
+TEST_CASE("cobblestone chunk nonce is base XOR be96(index)", "[cobblestone]") {
+  std::array<uint8_t, 12> base{};
+  for (size_t i = 0; i < 12; ++i) base[i] = static_cast<uint8_t>(0xa0 + i);
+  auto n = internal::ChunkNonce(base, 0);
+  CHECK(n == base);
+  n = internal::ChunkNonce(base, 0x0102);
+  auto expect = base;
+  expect[10] ^= 0x01;
+  expect[11] ^= 0x02;
+  CHECK(n == expect);
+  n = internal::ChunkNonce(base, cob::kMaxChunks - 1);  // 0x3f_ffff_ffff
+  expect = base;
+  expect[7] ^= 0x3f;
+  for (size_t i = 8; i < 12; ++i) expect[i] ^= 0xff;
+  CHECK(n == expect);
+}
+
+TEST_CASE("cobblestone stops at 2^38 chunks", "[cobblestone]") {
+  const auto key = keyhold::SecretBytes::Random(32);
+  std::array<uint8_t, 12> nonce{};
+  nonce[0] = 9;
+  const uint64_t last = cob::kMaxChunks - 1;
+
+  for (unsigned threads : {1u, 4u}) {
+    // The last allowed index holds a final chunk...
+    const Bytes small = {1, 2, 3};
+    cobtest::MemorySource src(small);
+    cobtest::VectorSink sink;
+    auto r = internal::EncryptChunks(key.ExposeSecret(), nonce, {}, src, sink,
+                                     {.threads = threads}, last);
+    REQUIRE(r.ok());
+    cobtest::MemorySource back_src(sink.bytes);
+    cobtest::VectorSink back;
+    REQUIRE(internal::DecryptChunks(key.ExposeSecret(), nonce, back_src, back,
+                                    {.threads = threads}, last)
+                .ok());
+    CHECK(back.bytes == small);
+
+    // ...but a full chunk there would need a final chunk at index 2^38: refused up front.
+    for (size_t size : {cob::kChunkSize, 3 * cob::kChunkSize, 2 * kMiB}) {
+      const Bytes pt(size, 7);
+      cobtest::MemorySource big_src(pt);
+      cobtest::VectorSink big_sink;
+      auto e = internal::EncryptChunks(key.ExposeSecret(), nonce, {}, big_src, big_sink,
+                                       {.threads = threads}, last - (size > kMiB ? 10 : 0));
+      REQUIRE_FALSE(e.ok());
+      CHECK(e.error().code == ErrorCode::kInvalidArgument);
+    }
+  }
+
+  // A payload that continues past index 2^38 - 1 is rejected even if its chunks are
+  // correctly sealed (built here with AesGcm directly, at indices 2^38 - 1 and 2^38).
+  auto gcm = keyhold::AesGcm::Create(key.ExposeSecret());
+  REQUIRE(gcm.ok());
+  const Bytes full(cob::kChunkSize, 5);
+  Bytes ct(cob::kEncryptedChunkSize + cob::kTagSize);
+  REQUIRE(gcm->Seal(internal::ChunkNonce(nonce, last), {}, full,
+                    std::span(ct).first(cob::kEncryptedChunkSize))
+              .ok());
+  REQUIRE(gcm->Seal(internal::ChunkNonce(nonce, cob::kMaxChunks), {}, {},
+                    std::span(ct).subspan(cob::kEncryptedChunkSize))
+              .ok());
+  for (unsigned threads : {1u, 4u}) {
+    cobtest::MemorySource src(ct);
+    cobtest::VectorSink sink;
+    auto d = internal::DecryptChunks(key.ExposeSecret(), nonce, src, sink, {.threads = threads},
+                                     last);
+    REQUIRE_FALSE(d.ok());
+    CHECK(d.error().code == ErrorCode::kPayloadAuthFailed);
+    CHECK(sink.bytes == full);
+  }
+}
+
+TEST_CASE("cobblestone thread count resolution", "[cobblestone]") {
+  CHECK(internal::ResolveThreads(1) == 1);
+  CHECK(internal::ResolveThreads(3) == 3);
+  CHECK(internal::ResolveThreads(1000) == internal::kMaxThreads);
+  const unsigned def = internal::ResolveThreads(0);
+  CHECK(def >= 1);
+  CHECK(def <= internal::kMaxDefaultThreads);
+}
