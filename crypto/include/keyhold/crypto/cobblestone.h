@@ -70,6 +70,9 @@ class FdSink final : public Sink {
 struct Options {
   // Worker threads for chunk encryption/decryption. 0 = one per online CPU (at most 8);
   // 1 = serial, in the calling thread. Output and error reporting are identical either way.
+  // The count includes the calling thread, which works too; values above 64 are clamped.
+  // Input is read and output written in batches of 64 chunks (about 1 MiB), so memory use is
+  // constant whatever the message size.
   unsigned threads = 0;
 };
 
@@ -89,6 +92,8 @@ Result<DerivedKeys> Derive(const SecretBytes& input_key, std::span<const uint8_t
 
 // Encrypts everything `in` yields into `out`: the 56-byte prefix, then the chunks.
 // kInvalidArgument unless input_key is 32 bytes. Stops at 2^38 chunks (kInvalidArgument).
+// Errors from `in` or `out` are returned as they are. On any error, what `out` received is
+// not a valid payload and must be discarded.
 Result<StreamStats> Encrypt(const SecretBytes& input_key, std::span<const uint8_t> context,
                             Source& in, Sink& out, const Options& options = {});
 
@@ -100,6 +105,12 @@ Result<StreamStats> Encrypt(const SecretBytes& input_key, std::span<const uint8_
 //   kPayloadAuthFailed a chunk failed to authenticate, or the payload was truncated
 //                     (including at a chunk boundary) or has trailing data; `out` has
 //                     received exactly the chunks before the bad one.
+// Errors from `in` or `out` are returned as they are.
+// One-shot: a call consumes `in` and reports the outcome once. After an error, the bytes
+// `out` received are an authenticated prefix, never the message: the caller must discard
+// them (write through an AtomicFile) and must not resume on the same Source, which is
+// positioned mid-payload (a second call would see chunk bytes where the prefix belongs and
+// fail with kAuthFailed).
 Result<StreamStats> Decrypt(const SecretBytes& input_key, std::span<const uint8_t> context,
                             Source& in, Sink& out, const Options& options = {});
 
@@ -124,6 +135,12 @@ Result<StreamStats> DecryptRaw(const SecretBytes& key, std::span<const uint8_t> 
 // Random access to a payload stored at [payload_offset, payload_offset + payload_size) of a
 // file, read with pread. Open() reads the prefix and checks the commitment (kAuthFailed);
 // it does not touch any chunk. ReadAt authenticates only the chunks the range touches.
+// Each chunk is authenticated on its own, so a bad chunk fails only the reads that touch it;
+// the message length is authenticated only by the final chunk, so a read that would report
+// the end of the message (a short count or 0) first authenticates the final chunk.
+// The fd is not owned and must stay open while the reader is used. Not thread-safe.
+// kMalformed for an input key that is not 32 bytes; kInvalidArgument if the payload range
+// does not fit in a file offset.
 class RandomAccessReader {
  public:
   static Result<RandomAccessReader> Open(const SecretBytes& input_key,
