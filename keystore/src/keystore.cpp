@@ -434,14 +434,14 @@ Result<ParsedFile> ParseFile(std::span<const uint8_t> bytes) {
     if (GetStr(outer, "magic") != kFileMagic) throw FieldError{"magic"};
     parsed.body_text = GetStr(outer, "body");
     parsed.mac = GetHex<kMacSize>(outer, "mac");
+    if (EncodeOuter(parsed.body_text, parsed.mac) != text) {
+      return Error(ErrorCode::kMalformed, "keystore file is malformed: not in canonical form");
+    }
   } catch (const FieldError& e) {
     return Error(ErrorCode::kMalformed,
                  "keystore file is malformed: field '" + e.field + "' is missing or invalid");
   } catch (const json::exception&) {
     return Error(ErrorCode::kMalformed, "keystore file is malformed");
-  }
-  if (EncodeOuter(parsed.body_text, parsed.mac) != text) {
-    return Error(ErrorCode::kMalformed, "keystore file is malformed: not in canonical form");
   }
   KH_ASSIGN_OR_RETURN(parsed.body, ParseBody(parsed.body_text));
   return parsed;
@@ -766,7 +766,9 @@ Result<std::vector<uint8_t>> ReadKeystoreFile(int dirfd, const std::string& dir)
   KH_RETURN_IF_ERROR(CheckOptionalFile(dirfd, dir, kBackupFileName));
   KH_RETURN_IF_ERROR(CheckOptionalFile(dirfd, dir, kLockFileName));
   std::string name(kKeystoreFileName);
-  UniqueFd fd(openat(dirfd, name.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY));
+  // O_NONBLOCK: a FIFO planted under the name must not hang us (fstat then refuses it).
+  UniqueFd fd(openat(dirfd, name.c_str(),
+                     O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK));
   if (fd.get() < 0) {
     int err = errno;
     if (err == ENOENT) {
@@ -799,8 +801,8 @@ Result<std::vector<uint8_t>> ReadKeystoreFile(int dirfd, const std::string& dir)
 // The writers' lock: an exclusive flock on DIR/lock, held for a whole read-modify-write.
 Result<UniqueFd> AcquireLock(int dirfd, const std::string& dir) {
   std::string name(kLockFileName);
-  UniqueFd fd(openat(dirfd, name.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY,
-                     0600));
+  UniqueFd fd(openat(dirfd, name.c_str(),
+                     O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK, 0600));
   if (fd.get() < 0) return IoError("cannot open the lock file " + dir + "/" + name, errno);
   struct stat st;
   if (fstat(fd.get(), &st) != 0) return IoError("cannot stat " + dir + "/" + name, errno);
