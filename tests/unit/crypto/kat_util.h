@@ -3,14 +3,12 @@
 #define KEYHOLD_TESTS_UNIT_CRYPTO_KAT_UTIL_H_
 
 #include <catch2/catch.hpp>
-
 #include <cstdint>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "keyhold/crypto/encoding.h"
 

@@ -37,8 +37,8 @@ TEST_CASE("aes-256-gcm wycheproof vectors", "[crypto][wycheproof]") {
         ++not_applicable;
         continue;
       }
-      const auto key = Hex(t["key"]), iv = Hex(t["iv"]), aad = Hex(t["aad"]),
-                 msg = Hex(t["msg"]), ct = Hex(t["ct"]), tag = Hex(t["tag"]);
+      const auto key = Hex(t["key"]), iv = Hex(t["iv"]), aad = Hex(t["aad"]), msg = Hex(t["msg"]),
+                 ct = Hex(t["ct"]), tag = Hex(t["tag"]);
       const std::string result = t["result"].get<std::string>();
       const std::vector<uint8_t> sealed = Concat(ct, tag);
       auto gcm = AesGcm::Create(key);
@@ -75,8 +75,8 @@ TEST_CASE("aes-256-gcm wycheproof vectors", "[crypto][wycheproof]") {
         // In place (out aliases the input exactly), as the header allows.
         std::vector<uint8_t> in_place = sealed;
         REQUIRE(gcm->Open(iv, aad, in_place, std::span<uint8_t>(in_place).first(ct.size())).ok());
-        CHECK(std::vector<uint8_t>(in_place.begin(), in_place.begin() + static_cast<long>(ct.size())) ==
-              msg);
+        CHECK(std::vector<uint8_t>(in_place.begin(),
+                                   in_place.begin() + static_cast<long>(ct.size())) == msg);
       } else {
         REQUIRE(result == "invalid");  // the file has no "acceptable" AES-GCM cases
         ++invalid;
@@ -98,7 +98,8 @@ TEST_CASE("aes-256-gcm wycheproof vectors", "[crypto][wycheproof]") {
             << " AES-256 vectors with non-96-bit IVs rejected with kInvalidArgument, "
             << not_applicable << " AES-128/192 vectors not applicable\n";
   // Wycheproof commit dac1dd47 has 66 AES-256 cases with 96-bit IVs and 128-bit tags and 39
-  // with other IV sizes (2 of them zero-length); a different count means the file or the filter changed.
+  // with other IV sizes (2 of them zero-length); a different count means the file or the filter
+  // changed.
   CHECK(valid + invalid == 66);
   CHECK(valid == 39);
   CHECK(invalid == 27);
@@ -156,9 +157,8 @@ TEST_CASE("aes-256-gcm argument checks", "[crypto]") {
   CHECK(gcm->Open(nonce, {}, sealed, out_big).error().code == ErrorCode::kInvalidArgument);
   // Shorter than a tag: nothing to authenticate.
   std::vector<uint8_t> empty_out;
-  CHECK(gcm->Open(nonce, {}, std::span<const uint8_t>(sealed).first(15), empty_out)
-            .error()
-            .code == ErrorCode::kInvalidArgument);
+  CHECK(gcm->Open(nonce, {}, std::span<const uint8_t>(sealed).first(15), empty_out).error().code ==
+        ErrorCode::kInvalidArgument);
   // Wrong AAD is a forgery like any other.
   std::vector<uint8_t> out(msg.size(), 0xAA);
   std::vector<uint8_t> aad = {1};

@@ -94,11 +94,11 @@ TEST_CASE("argon2id out-of-bounds parameters are refused at once", "[crypto]") {
     CHECK(elapsed < std::chrono::milliseconds(100));
   }
   CHECK(keyhold::ValidateArgon2idParams(keyhold::kArgon2idRecommended).ok());
-  CHECK(keyhold::ValidateArgon2idParams({keyhold::kArgon2idMinIterations,
-                                         keyhold::kArgon2idMinMemoryKib, 1})
+  CHECK(keyhold::ValidateArgon2idParams(
+            {keyhold::kArgon2idMinIterations, keyhold::kArgon2idMinMemoryKib, 1})
             .ok());
-  CHECK(keyhold::ValidateArgon2idParams({keyhold::kArgon2idMaxIterations,
-                                         keyhold::kArgon2idMaxMemoryKib, 1})
+  CHECK(keyhold::ValidateArgon2idParams(
+            {keyhold::kArgon2idMaxIterations, keyhold::kArgon2idMaxMemoryKib, 1})
             .ok());
 }
 
@@ -118,6 +118,6 @@ TEST_CASE("argon2id size checks", "[crypto]") {
   auto out16 = keyhold::Argon2id(password, std::vector<uint8_t>(16), p, 16);
   auto out64 = keyhold::Argon2id(password, std::vector<uint8_t>(16), p, 64);
   REQUIRE((out16.ok() && out64.ok()));
-  CHECK(Bytes(*out16) != std::vector<uint8_t>(out64->ExposeSecret().begin(),
-                                              out64->ExposeSecret().begin() + 16));
+  CHECK(Bytes(*out16) !=
+        std::vector<uint8_t>(out64->ExposeSecret().begin(), out64->ExposeSecret().begin() + 16));
 }

@@ -46,7 +46,7 @@ TEST_CASE("hex round trip and bad input", "[crypto]") {
     CHECK(r.error().code == ErrorCode::kMalformed);
   }
   // An embedded NUL is not a terminator.
-  auto nul = keyhold::HexDecode(std::string_view("00\0" "0", 4));
+  auto nul = keyhold::HexDecode(std::string{'0', '0', '\0', '0'});
   REQUIRE_FALSE(nul.ok());
   CHECK(nul.error().code == ErrorCode::kMalformed);
 }
@@ -54,8 +54,13 @@ TEST_CASE("hex round trip and bad input", "[crypto]") {
 TEST_CASE("base64 rfc 4648 vectors and canonical strictness", "[crypto]") {
   // RFC 4648 section 10.
   const std::pair<const char*, const char*> vectors[] = {
-      {"", ""},          {"f", "Zg=="},         {"fo", "Zm8="},        {"foo", "Zm9v"},
-      {"foob", "Zm9vYg=="}, {"fooba", "Zm9vYmE="}, {"foobar", "Zm9vYmFy"},
+      {"", ""},
+      {"f", "Zg=="},
+      {"fo", "Zm8="},
+      {"foo", "Zm9v"},
+      {"foob", "Zm9vYg=="},
+      {"fooba", "Zm9vYmE="},
+      {"foobar", "Zm9vYmFy"},
   };
   for (const auto& [plain, encoded] : vectors) {
     INFO("vector " << encoded);
@@ -80,13 +85,13 @@ TEST_CASE("base64 rfc 4648 vectors and canonical strictness", "[crypto]") {
       "Zm9v====",  // padding after a full group
       "Zg==Zg==",  // padding in the middle
       "Zm9v\n",    // whitespace is not ignored
-      " Zm9v",
-      "Zm 9v",
+      " Zm9v",     // leading whitespace
+      "Zm 9v",     // inner whitespace
       "Z-8_",      // URL-safe alphabet
-      "Zm9v*",
-      "=",
-      "====",
-      "Z",
+      "Zm9v*",     // not in the alphabet
+      "=",         // padding alone
+      "====",      // padding alone
+      "Z",         // a lone sextet cannot encode a byte
   };
   for (const char* text : bad) {
     INFO("input '" << text << "'");
@@ -131,21 +136,21 @@ TEST_CASE("bech32 bip 173 vectors", "[crypto]") {
       std::string("\x20") + "1nwldj5",  // HRP character out of range
       std::string("\x7f") + "1axkwrx",
       std::string("\x80") + "1eym55h",
-      "pzry9x0s0muk",           // no separator
-      "1pzry9x0s0muk",          // empty HRP
-      "x1b4n0q5v",              // invalid data character
-      "li1dgmt3",               // checksum too short
+      "pzry9x0s0muk",                    // no separator
+      "1pzry9x0s0muk",                   // empty HRP
+      "x1b4n0q5v",                       // invalid data character
+      "li1dgmt3",                        // checksum too short
       std::string("de1lg7wt") + "\xff",  // invalid character in checksum
-      "A1G7SGD8",               // checksum computed with the upper-case HRP
-      "10a06t8",                // empty HRP
-      "1qzzfhee",               // empty HRP
+      "A1G7SGD8",                        // checksum computed with the upper-case HRP
+      "10a06t8",                         // empty HRP
+      "1qzzfhee",                        // empty HRP
       // Our own additions.
-      "A12uEL5L",               // mixed case
-      "a12uel5m",               // bad checksum
-      "a12uel5",                // truncated checksum
-      "a1lqfn3a",               // a Bech32m (BIP 350) checksum, not Bech32
-      "kh1qp02fuxm",            // valid checksum, non-zero padding bits
-      "kh1qqq6eqqwl",           // valid checksum, 7 leftover bits (a whole extra group)
+      "A12uEL5L",      // mixed case
+      "a12uel5m",      // bad checksum
+      "a12uel5",       // truncated checksum
+      "a1lqfn3a",      // a Bech32m (BIP 350) checksum, not Bech32
+      "kh1qp02fuxm",   // valid checksum, non-zero padding bits
+      "kh1qqq6eqqwl",  // valid checksum, 7 leftover bits (a whole extra group)
       "",
   };
   for (const auto& text : invalid) {
@@ -167,7 +172,8 @@ TEST_CASE("bech32 bip 173 vectors", "[crypto]") {
   // By design (as in age) there is no 90-character limit: BIP 173's "overall max length
   // exceeded" vector has a correct checksum and is accepted.
   auto long84 = keyhold::Bech32Decode(
-      "an84characterslonghumanreadablepartthatcontainsthenumber1andtheexcludedcharactersbio1569pvx");
+      "an84characterslonghumanreadablepartthatcontainsthenumber1andtheexcludedcharactersbio1569pv"
+      "x");
   CHECK(long84.ok());
   std::cout << "KAT bech32_bip173: " << n_valid + n_invalid << " run (" << n_valid << " valid, "
             << n_invalid << " invalid)\n";
@@ -207,31 +213,48 @@ TEST_CASE("utf-8 validation", "[crypto]") {
   const std::string valid[] = {
       "",
       "plain ascii",
-      "\xc3\xa9",                  // U+00E9
-      "\xe2\x82\xac",              // U+20AC
-      "\xf0\x9f\x98\x80",          // U+1F600
-      "\xf4\x8f\xbf\xbf",          // U+10FFFF, the last code point
-      "\xed\x9f\xbf",              // U+D7FF, just below the surrogates
-      "\xee\x80\x80",              // U+E000, just above
-      "\xc2\x80",                  // U+0080, smallest 2-byte
-      "\xe0\xa0\x80",              // U+0800, smallest 3-byte
-      "\xf0\x90\x80\x80",          // U+10000, smallest 4-byte
-      std::string("a\0b", 3),      // NUL is a valid code point
+      "\xc3\xa9",              // U+00E9
+      "\xe2\x82\xac",          // U+20AC
+      "\xf0\x9f\x98\x80",      // U+1F600
+      "\xf4\x8f\xbf\xbf",      // U+10FFFF, the last code point
+      "\xed\x9f\xbf",          // U+D7FF, just below the surrogates
+      "\xee\x80\x80",          // U+E000, just above
+      "\xc2\x80",              // U+0080, smallest 2-byte
+      "\xe0\xa0\x80",          // U+0800, smallest 3-byte
+      "\xf0\x90\x80\x80",      // U+10000, smallest 4-byte
+      std::string("a\0b", 3),  // NUL is a valid code point
   };
   for (const auto& s : valid) {
     INFO("valid " << keyhold::HexEncode(B(s)));
     CHECK(keyhold::IsValidUtf8(s));
   }
   const std::string invalid[] = {
-      "\xc0\x80", "\xc1\xbf", "\xe0\x80\x80", "\xe0\x9f\xbf",  // overlong
-      "\xf0\x80\x80\x80", "\xf0\x8f\xbf\xbf",                   // overlong 4-byte
-      "\xed\xa0\x80", "\xed\xbf\xbf", "\xed\xb0\x80",           // surrogates
-      "\xf4\x90\x80\x80", "\xf5\x80\x80\x80", "\xf7\xbf\xbf\xbf",  // above U+10FFFF
-      "\xf8\x88\x80\x80\x80", "\xfc\x84\x80\x80\x80\x80",       // 5- and 6-byte forms
-      "\xc3", "\xe2\x82", "\xf0\x9f\x98", "a\xe2\x82",          // truncated
-      "\x80", "\xbf", "a\x80z",                                // lone continuation bytes
-      "\xfe", "\xff",                                          // never valid
-      "\xc3\x28", "\xe2\x28\xa1", "\xf0\x9f\x28\x80",          // bad continuation
+      "\xc0\x80",
+      "\xc1\xbf",
+      "\xe0\x80\x80",
+      "\xe0\x9f\xbf",  // overlong
+      "\xf0\x80\x80\x80",
+      "\xf0\x8f\xbf\xbf",  // overlong 4-byte
+      "\xed\xa0\x80",
+      "\xed\xbf\xbf",
+      "\xed\xb0\x80",  // surrogates
+      "\xf4\x90\x80\x80",
+      "\xf5\x80\x80\x80",
+      "\xf7\xbf\xbf\xbf",  // above U+10FFFF
+      "\xf8\x88\x80\x80\x80",
+      "\xfc\x84\x80\x80\x80\x80",  // 5- and 6-byte forms
+      "\xc3",
+      "\xe2\x82",
+      "\xf0\x9f\x98",
+      "a\xe2\x82",  // truncated
+      "\x80",
+      "\xbf",
+      "a\x80z",  // lone continuation bytes
+      "\xfe",
+      "\xff",  // never valid
+      "\xc3\x28",
+      "\xe2\x28\xa1",
+      "\xf0\x9f\x28\x80",  // bad continuation
   };
   for (const auto& s : invalid) {
     INFO("invalid " << keyhold::HexEncode(B(s)));

@@ -1,9 +1,9 @@
 // AtomicFile and ReadSmallFile: what appears on disk, with which mode, and what never does.
-#include <catch2/catch.hpp>
-
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include <catch2/catch.hpp>
 
 #include <csignal>
 #include <cstdint>
@@ -175,22 +175,21 @@ TEST_CASE("atomic file: overwrite no refuses a target that appears before commit
   auto s = f->Commit();
   REQUIRE_FALSE(s.ok());
   CHECK(s.error().code == ErrorCode::kAlreadyExists);
-  CHECK(ReadText(target) == "theirs");                       // not clobbered
-  CHECK(dir.Entries() == std::set<std::string>{"race"});     // our temp file is gone
+  CHECK(ReadText(target) == "theirs");                    // not clobbered
+  CHECK(dir.Entries() == std::set<std::string>{"race"});  // our temp file is gone
 }
 
 TEST_CASE("atomic file: overwrite replaces a file, and a symlink rather than its target",
           "[crypto]") {
   TempDir dir;
   WriteText(dir / "plain", "old");
-  REQUIRE(keyhold::WriteFileAtomically(dir / "plain", B("new"), AtomicFile::Overwrite::kYes)
-              .ok());
+  REQUIRE(keyhold::WriteFileAtomically(dir / "plain", B("new"), AtomicFile::Overwrite::kYes).ok());
   CHECK(ReadText(dir / "plain") == "new");
 
   WriteText(dir / "victim", "do not touch");
   REQUIRE(symlink("victim", (dir / "link").c_str()) == 0);
-  REQUIRE(keyhold::WriteFileAtomically(dir / "link", B("replacement"),
-                                       AtomicFile::Overwrite::kYes, 0600)
+  REQUIRE(keyhold::WriteFileAtomically(dir / "link", B("replacement"), AtomicFile::Overwrite::kYes,
+                                       0600)
               .ok());
   struct stat st {};
   REQUIRE(lstat((dir / "link").c_str(), &st) == 0);

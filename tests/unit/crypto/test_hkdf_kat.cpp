@@ -114,8 +114,7 @@ TEST_CASE("hkdf length and prk bounds", "[crypto]") {
   for (HashAlg alg : {HashAlg::kSha256, HashAlg::kSha512}) {
     const size_t max = 255 * HashSize(alg);
     CHECK(keyhold::HkdfExpand(alg, prk, {}, max).ok());
-    CHECK(keyhold::HkdfExpand(alg, prk, {}, max + 1).error().code ==
-          ErrorCode::kInvalidArgument);
+    CHECK(keyhold::HkdfExpand(alg, prk, {}, max + 1).error().code == ErrorCode::kInvalidArgument);
     CHECK(keyhold::HkdfExpand(alg, prk, {}, 0).error().code == ErrorCode::kInvalidArgument);
     CHECK(keyhold::HkdfExpand(alg, {}, {}, 32).error().code == ErrorCode::kInvalidArgument);
     CHECK(keyhold::Hkdf(alg, ikm, {}, {}, 0).error().code == ErrorCode::kInvalidArgument);

@@ -99,8 +99,8 @@ TEST_CASE("hmac tag length policy and rfc 4231 case 2", "[crypto]") {
   // RFC 4231 test case 2: key "Jefe", data "what do ya want for nothing?".
   const std::string key_s = "Jefe", data_s = "what do ya want for nothing?";
   const std::vector<uint8_t> key(key_s.begin(), key_s.end()), data(data_s.begin(), data_s.end());
-  auto want = keyhold::HexDecode(
-      "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+  auto want =
+      keyhold::HexDecode("5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
   REQUIRE(want.ok());
   auto tag = keyhold::HmacCompute(HashAlg::kSha256, key, data);
   REQUIRE(tag.ok());

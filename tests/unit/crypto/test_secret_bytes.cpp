@@ -176,8 +176,8 @@ TEST_CASE("wiping allocator and WipeMemory", "[crypto]") {
 }
 
 TEST_CASE("constant-time equals and is-zero", "[crypto]") {
-  const std::vector<uint8_t> a = {1, 2, 3, 4}, b = {1, 2, 3, 4}, c = {1, 2, 3, 5},
-                             d = {0, 2, 3, 4}, shorter = {1, 2, 3};
+  const std::vector<uint8_t> a = {1, 2, 3, 4}, b = {1, 2, 3, 4}, c = {1, 2, 3, 5}, d = {0, 2, 3, 4},
+                             shorter = {1, 2, 3};
   CHECK(keyhold::ConstantTimeEquals(a, b));
   CHECK_FALSE(keyhold::ConstantTimeEquals(a, c));  // last byte differs
   CHECK_FALSE(keyhold::ConstantTimeEquals(a, d));  // first byte differs

@@ -70,8 +70,7 @@ TEST_CASE("x25519 wycheproof vectors", "[crypto][wycheproof]") {
   // The KAT line counts by keyhold's verdict (must succeed / must be refused); the detail
   // line gives Wycheproof's own labels.
   std::cout << "KAT x25519_test.json: " << valid + acceptable + invalid << " run ("
-            << matched_valid + accepted_acceptable << " valid, " << rejected_zero
-            << " invalid)\n"
+            << matched_valid + accepted_acceptable << " valid, " << rejected_zero << " invalid)\n"
             << "  x25519_test.json: wycheproof labels " << valid << " valid, " << acceptable
             << " acceptable, " << invalid << " invalid; outcomes: " << matched_valid
             << " valid matched, " << accepted_acceptable << " acceptable accepted and matched, "
@@ -87,10 +86,8 @@ TEST_CASE("x25519 rfc 7748 section 6.1 key agreement", "[crypto]") {
       Unhex("77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a"));
   const auto b_priv = SecretBytes::CopyOf(
       Unhex("5dab087e624a8a4b79e17f8b83800ee66f3bb1292618b6fd1c2f8b27ff88e0eb"));
-  const auto a_pub_want =
-      Unhex("8520f0098930a754748b7ddcb43ef75a0dbf3a0d26381af4eba4a98eaa9b4e6a");
-  const auto b_pub_want =
-      Unhex("de9edb7d7b7dc1b4d35b61c2ece435373f8343c85b78674dadfc7e146f882b4f");
+  const auto a_pub_want = Unhex("8520f0098930a754748b7ddcb43ef75a0dbf3a0d26381af4eba4a98eaa9b4e6a");
+  const auto b_pub_want = Unhex("de9edb7d7b7dc1b4d35b61c2ece435373f8343c85b78674dadfc7e146f882b4f");
   const auto shared_want =
       Unhex("4a5d9d5ba4ce2de1728e3bf480350f25e07e21c947d19e3376f09b3c1e161742");
   auto a_pub = keyhold::X25519PublicFromSecret(a_priv);
