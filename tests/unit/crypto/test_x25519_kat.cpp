@@ -31,8 +31,8 @@ std::vector<uint8_t> Bytes(const SecretBytes& s) {
 //  - Every other case, "valid" or "acceptable", must succeed and give exactly the expected
 //    shared secret. The acceptable ones are twist points and non-canonical u-coordinates
 //    (u >= 2^255 - 19, or the top bit set): RFC 7748 says to mask the top bit and reduce mod p,
-//    which libsodium does; refusing them would gain nothing, since the result is not
-//    degenerate, and recipients are validated at parse time anyway.
+//    which libsodium does. Refusing them would gain nothing: the shared secret is not
+//    degenerate, and the all-zero check above is what stops a peer from forcing a known one.
 TEST_CASE("x25519 wycheproof vectors", "[crypto][wycheproof]") {
   const auto doc = keyhold::kat::LoadWycheproof("x25519_test.json");
   int valid = 0, acceptable = 0, invalid = 0;
