@@ -89,6 +89,13 @@ TEST_CASE("aes-256-gcm wycheproof vectors", "[crypto][wycheproof]") {
         REQUIRE_FALSE(open2.ok());
         CHECK(open2.error().code == ErrorCode::kAuthFailed);
         CHECK(AllZero(out2));
+        // In place, the decrypted-but-unauthenticated body is wiped from the input buffer.
+        std::vector<uint8_t> in_place = sealed;
+        auto body = std::span<uint8_t>(in_place).first(ct.size());
+        auto open3 = gcm->Open(iv, aad, in_place, body);
+        REQUIRE_FALSE(open3.ok());
+        CHECK(open3.error().code == ErrorCode::kAuthFailed);
+        CHECK(AllZero(std::vector<uint8_t>(body.begin(), body.end())));
       }
     }
   }
