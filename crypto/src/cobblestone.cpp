@@ -123,9 +123,8 @@ namespace hazmat {
 Result<StreamStats> EncryptRaw(const SecretBytes& key, std::span<const uint8_t> base_nonce,
                                Source& in, Sink& out, const Options& options) {
   KH_RETURN_IF_ERROR(CheckRawParams(key, base_nonce, ErrorCode::kInvalidArgument));
-  return internal::EncryptChunks(key.ExposeSecret(),
-                                 std::span<const uint8_t, kNonceSize>(base_nonce.first<kNonceSize>()),
-                                 {}, in, out, options);
+  return internal::EncryptChunks(key.ExposeSecret(), base_nonce.first<kNonceSize>(), {}, in, out,
+                                 options);
 }
 
 Result<StreamStats> DecryptRaw(const SecretBytes& key, std::span<const uint8_t> base_nonce,

@@ -237,9 +237,9 @@ Result<StreamStats> EncryptChunks(std::span<const uint8_t> key,
       const size_t begin = c * kChunkSize;
       const size_t len = std::min(kChunkSize, n - begin);
       const auto nonce = ChunkNonce(base_nonce, index + c);
-      Status s = gcm.Seal(nonce, {}, std::span<const uint8_t>(plain).subspan(begin, len),
-                          std::span<uint8_t>(sealed).subspan(head + c * kEncryptedChunkSize,
-                                                             len + kTagSize));
+      Status s = gcm.Seal(
+          nonce, {}, std::span<const uint8_t>(plain).subspan(begin, len),
+          std::span<uint8_t>(sealed).subspan(head + c * kEncryptedChunkSize, len + kTagSize));
       status[c] = s.ok() ? ChunkStatus::kOk : ChunkStatus::kInternal;
     });
     KH_RETURN_IF_ERROR(run);
@@ -304,7 +304,7 @@ Result<StreamStats> DecryptChunks(std::span<const uint8_t> key,
         status[c] = ChunkStatus::kOk;
       } else {
         status[c] = s.error().code == ErrorCode::kAuthFailed ? ChunkStatus::kAuthFailed
-                                                              : ChunkStatus::kInternal;
+                                                             : ChunkStatus::kInternal;
       }
     });
     KH_RETURN_IF_ERROR(run);

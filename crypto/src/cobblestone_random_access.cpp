@@ -26,8 +26,8 @@ Error PayloadAuthError() {
 
 // Where the chunks of a payload of a given size are, if a valid message has that size.
 struct Layout {
-  uint64_t full_chunks = 0;   // the final chunk's index
-  size_t final_sealed = 0;    // 16..16399 bytes
+  uint64_t full_chunks = 0;  // the final chunk's index
+  size_t final_sealed = 0;   // 16..16399 bytes
   uint64_t plaintext_size = 0;
 };
 
@@ -48,7 +48,8 @@ Result<Layout> ComputeLayout(uint64_t payload_size) {
 }  // namespace
 
 struct RandomAccessReader::Impl {
-  Impl(AesGcm g, const std::array<uint8_t, kNonceSize>& nonce) : gcm(std::move(g)), base_nonce(nonce) {}
+  Impl(AesGcm g, const std::array<uint8_t, kNonceSize>& nonce)
+      : gcm(std::move(g)), base_nonce(nonce) {}
 
   int fd = -1;
   uint64_t payload_offset = 0;
@@ -143,8 +144,9 @@ struct RandomAccessReader::Impl {
         } else {
           auto scratch = std::span<uint8_t>(plain).first(chunk_len);
           Status s = OpenChunk(index, ciphertext, scratch);
-          if (s.ok()) std::copy_n(scratch.begin() + static_cast<std::ptrdiff_t>(in_chunk), len,
-                                  out.begin() + static_cast<std::ptrdiff_t>(in_out));
+          if (s.ok())
+            std::copy_n(scratch.begin() + static_cast<std::ptrdiff_t>(in_chunk), len,
+                        out.begin() + static_cast<std::ptrdiff_t>(in_out));
           WipeMemory(scratch.data(), scratch.size());
           KH_RETURN_IF_ERROR(s);
         }

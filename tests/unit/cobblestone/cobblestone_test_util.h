@@ -5,14 +5,13 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <catch2/catch.hpp>
 #include <cstdint>
 #include <cstdlib>
 #include <random>
 #include <span>
 #include <string>
 #include <vector>
-
-#include <catch2/catch.hpp>
 
 #include "keyhold/crypto/cobblestone.h"
 #include "keyhold/crypto/encoding.h"

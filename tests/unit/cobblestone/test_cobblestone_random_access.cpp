@@ -53,11 +53,18 @@ TEST_CASE("cobblestone random access reads equal plaintext slices", "[cobbleston
   CHECK(reader->ClaimedSize().value() == fx.pt.size());
 
   const uint64_t size = fx.pt.size();
-  std::vector<std::pair<uint64_t, size_t>> ranges = {
-      {0, 1},           {0, 16384},         {0, 16385},       {16383, 2},
-      {16384, 16384},   {5, 100000},        {1000000, 1024 * 1024},
-      {size - 1234, 1234}, {size - 1, 1},   {0, static_cast<size_t>(size)},
-      {size - 10, 10},  {17, 64 * 16384 + 3}};
+  std::vector<std::pair<uint64_t, size_t>> ranges = {{0, 1},
+                                                     {0, 16384},
+                                                     {0, 16385},
+                                                     {16383, 2},
+                                                     {16384, 16384},
+                                                     {5, 100000},
+                                                     {1000000, 1024 * 1024},
+                                                     {size - 1234, 1234},
+                                                     {size - 1, 1},
+                                                     {0, static_cast<size_t>(size)},
+                                                     {size - 10, 10},
+                                                     {17, 64 * 16384 + 3}};
   std::mt19937_64 rng(3);
   for (int i = 0; i < 40; ++i) {
     uint64_t off = rng() % size;
@@ -106,8 +113,8 @@ TEST_CASE("cobblestone random access with an empty final chunk", "[cobblestone]"
 
   Fixture empty(0);
   cobtest::TempFile file0(empty.File(empty.ct));
-  auto r0 = cob::RandomAccessReader::Open(empty.key, kContext, file0.fd(), kOffset,
-                                          empty.ct.size());
+  auto r0 =
+      cob::RandomAccessReader::Open(empty.key, kContext, file0.fd(), kOffset, empty.ct.size());
   REQUIRE(r0.ok());
   CHECK(r0->AuthenticatedSize().value() == 0);
   CHECK(r0->ReadAt(0, out).value() == 0);
@@ -149,8 +156,7 @@ TEST_CASE("cobblestone random access: a bad chunk fails only the reads that touc
   REQUIRE(reader->AuthenticatedSize().ok());
 }
 
-TEST_CASE("cobblestone random access rejects truncated and extended payloads",
-          "[cobblestone]") {
+TEST_CASE("cobblestone random access rejects truncated and extended payloads", "[cobblestone]") {
   Fixture fx(4 * cob::kChunkSize + 700);
   const uint64_t full_size = fx.ct.size();
 
@@ -199,8 +205,7 @@ TEST_CASE("cobblestone random access rejects truncated and extended payloads",
     REQUIRE(reader.ok());
     CHECK(reader->AuthenticatedSize().error().code == ErrorCode::kPayloadAuthFailed);
     Bytes out(10);
-    CHECK(reader->ReadAt(3 * cob::kChunkSize, out).error().code ==
-          ErrorCode::kPayloadAuthFailed);
+    CHECK(reader->ReadAt(3 * cob::kChunkSize, out).error().code == ErrorCode::kPayloadAuthFailed);
     REQUIRE(reader->ReadAt(cob::kChunkSize, out).ok());
   }
   SECTION("extended by a byte") {
@@ -217,8 +222,8 @@ TEST_CASE("cobblestone random access rejects truncated and extended payloads",
 TEST_CASE("cobblestone random access Open checks the prefix", "[cobblestone]") {
   Fixture fx(1000);
   cobtest::TempFile file(fx.File(fx.ct));
-  auto wrong_ctx = cob::RandomAccessReader::Open(fx.key, Bytes{'x'}, file.fd(), kOffset,
-                                                 fx.ct.size());
+  auto wrong_ctx =
+      cob::RandomAccessReader::Open(fx.key, Bytes{'x'}, file.fd(), kOffset, fx.ct.size());
   CHECK(wrong_ctx.error().code == ErrorCode::kAuthFailed);
   auto wrong_key = cob::RandomAccessReader::Open(keyhold::SecretBytes::Random(32), kContext,
                                                  file.fd(), kOffset, fx.ct.size());
@@ -230,10 +235,10 @@ TEST_CASE("cobblestone random access Open checks the prefix", "[cobblestone]") {
   CHECK(too_short.error().code == ErrorCode::kAuthFailed);
   auto past_eof = cob::RandomAccessReader::Open(fx.key, kContext, file.fd(), 1 << 20, 1000);
   CHECK(past_eof.error().code == ErrorCode::kAuthFailed);
-  auto overflow = cob::RandomAccessReader::Open(fx.key, kContext, file.fd(), UINT64_MAX - 10,
-                                                fx.ct.size());
+  auto overflow =
+      cob::RandomAccessReader::Open(fx.key, kContext, file.fd(), UINT64_MAX - 10, fx.ct.size());
   CHECK(overflow.error().code == ErrorCode::kInvalidArgument);
-  auto shifted = cob::RandomAccessReader::Open(fx.key, kContext, file.fd(), kOffset + 1,
-                                               fx.ct.size());
+  auto shifted =
+      cob::RandomAccessReader::Open(fx.key, kContext, file.fd(), kOffset + 1, fx.ct.size());
   CHECK(shifted.error().code == ErrorCode::kAuthFailed);
 }

@@ -76,8 +76,8 @@ TEST_CASE("cobblestone round trip at chunk and batch boundaries, serial = parall
           "[cobblestone]") {
   const auto key = keyhold::SecretBytes::Random(32);
   const Bytes salt = cobtest::RandomBytesForTest(24, 1);
-  const size_t size = GENERATE(size_t{0}, size_t{1}, size_t{16383}, size_t{16384},
-                               size_t{16385}, 64 * size_t{16384}, 5 * kMiB + 7);
+  const size_t size = GENERATE(size_t{0}, size_t{1}, size_t{16383}, size_t{16384}, size_t{16385},
+                               64 * size_t{16384}, 5 * kMiB + 7);
   INFO("size " << size);
   const Bytes pt = cobtest::RandomBytesForTest(size, static_cast<uint32_t>(size));
   const Bytes ct1 = EncryptWithSalt(key, salt, kContext, pt, 1);
@@ -100,8 +100,8 @@ TEST_CASE("cobblestone round trip at chunk and batch boundaries, serial = parall
   CHECK(chunky.out == pt);
   cobtest::MemorySource src(pt, 777);
   cobtest::VectorSink sink;
-  REQUIRE(cob::testing::EncryptWithSaltForTesting(key, salt, kContext, src, sink, {.threads = 3})
-              .ok());
+  REQUIRE(
+      cob::testing::EncryptWithSaltForTesting(key, salt, kContext, src, sink, {.threads = 3}).ok());
   CHECK(sink.bytes == ct1);
 }
 
@@ -262,8 +262,7 @@ TEST_CASE("cobblestone releases exactly the chunks before a bad one", "[cobblest
   }
 }
 
-TEST_CASE("cobblestone message of exactly one batch needs its empty final chunk",
-          "[cobblestone]") {
+TEST_CASE("cobblestone message of exactly one batch needs its empty final chunk", "[cobblestone]") {
   const auto key = keyhold::SecretBytes::Random(32);
   const Bytes pt = cobtest::RandomBytesForTest(64 * cob::kChunkSize, 6);
   const Bytes ct = EncryptWithSalt(key, cobtest::RandomBytesForTest(24, 7), kContext, pt, 2);
@@ -359,13 +358,13 @@ TEST_CASE("cobblestone stops at 2^38 chunks", "[cobblestone]") {
     const Bytes small = {1, 2, 3};
     cobtest::MemorySource src(small);
     cobtest::VectorSink sink;
-    auto r = internal::EncryptChunks(key.ExposeSecret(), nonce, {}, src, sink,
-                                     {.threads = threads}, last);
+    auto r = internal::EncryptChunks(key.ExposeSecret(), nonce, {}, src, sink, {.threads = threads},
+                                     last);
     REQUIRE(r.ok());
     cobtest::MemorySource back_src(sink.bytes);
     cobtest::VectorSink back;
-    REQUIRE(internal::DecryptChunks(key.ExposeSecret(), nonce, back_src, back,
-                                    {.threads = threads}, last)
+    REQUIRE(internal::DecryptChunks(key.ExposeSecret(), nonce, back_src, back, {.threads = threads},
+                                    last)
                 .ok());
     CHECK(back.bytes == small);
 
@@ -396,8 +395,8 @@ TEST_CASE("cobblestone stops at 2^38 chunks", "[cobblestone]") {
   for (unsigned threads : {1u, 4u}) {
     cobtest::MemorySource src(ct);
     cobtest::VectorSink sink;
-    auto d = internal::DecryptChunks(key.ExposeSecret(), nonce, src, sink, {.threads = threads},
-                                     last);
+    auto d =
+        internal::DecryptChunks(key.ExposeSecret(), nonce, src, sink, {.threads = threads}, last);
     REQUIRE_FALSE(d.ok());
     CHECK(d.error().code == ErrorCode::kPayloadAuthFailed);
     CHECK(sink.bytes == full);

@@ -131,8 +131,8 @@ TEST_CASE("cobblestone wycheproof vectors", "[cobblestone][kat]") {
         } else {
           REQUIRE_FALSE(o->ok);
           if (flags.count("HeaderFailure")) {
-            CHECK(o->code == (flags.count("InvalidKeySize") ? ErrorCode::kMalformed
-                                                            : ErrorCode::kAuthFailed));
+            CHECK(o->code ==
+                  (flags.count("InvalidKeySize") ? ErrorCode::kMalformed : ErrorCode::kAuthFailed));
             CHECK(o->out.empty());
           } else {
             CHECK(o->code == ErrorCode::kPayloadAuthFailed);
@@ -156,8 +156,7 @@ TEST_CASE("cobblestone wycheproof vectors", "[cobblestone][kat]") {
         REQUIRE(derived.ok());
         const auto dk = derived->key.ExposeSecret();
         CHECK(Bytes(dk.begin(), dk.end()) == Hex(t["aeadKey"]));
-        CHECK(Bytes(derived->base_nonce.begin(), derived->base_nonce.end()) ==
-              Hex(t["baseNonce"]));
+        CHECK(Bytes(derived->base_nonce.begin(), derived->base_nonce.end()) == Hex(t["baseNonce"]));
         CHECK(Bytes(derived->commitment.begin(), derived->commitment.end()) ==
               Bytes(ct.begin() + cob::kSaltSize, ct.begin() + cob::kPrefixSize));
       } else {
@@ -188,8 +187,8 @@ TEST_CASE("cobblestone wycheproof vectors", "[cobblestone][kat]") {
         for (unsigned threads : {1u, 4u}) {
           cobtest::MemorySource src(serial.out);
           cobtest::VectorSink sink;
-          auto r = cob::testing::EncryptWithSaltForTesting(
-              key, std::span(ct).first(cob::kSaltSize), ctx, src, sink, {.threads = threads});
+          auto r = cob::testing::EncryptWithSaltForTesting(key, std::span(ct).first(cob::kSaltSize),
+                                                           ctx, src, sink, {.threads = threads});
           REQUIRE(r.ok());
           CHECK(r->plaintext_bytes == msg_len);
           CHECK(sink.bytes == ct);
@@ -205,8 +204,8 @@ TEST_CASE("cobblestone wycheproof vectors", "[cobblestone][kat]") {
         auto reader = cob::RandomAccessReader::Open(key, ctx, tmp.fd(), 13, ct.size());
         if (flags.count("HeaderFailure")) {
           REQUIRE_FALSE(reader.ok());
-          CHECK(reader.error().code == (flags.count("InvalidKeySize") ? ErrorCode::kMalformed
-                                                                      : ErrorCode::kAuthFailed));
+          CHECK(reader.error().code ==
+                (flags.count("InvalidKeySize") ? ErrorCode::kMalformed : ErrorCode::kAuthFailed));
         } else {
           REQUIRE(reader.ok());
           auto size = reader->AuthenticatedSize();
@@ -239,6 +238,6 @@ TEST_CASE("cobblestone wycheproof vectors", "[cobblestone][kat]") {
     (void)note;
     CHECK(flags_seen.count(name) == 1);
   }
-  std::cout << "KAT c2sp_chunked_encryption: " << run << " run (" << valid << " valid, "
-            << invalid << " invalid)" << std::endl;
+  std::cout << "KAT c2sp_chunked_encryption: " << run << " run (" << valid << " valid, " << invalid
+            << " invalid)" << std::endl;
 }
