@@ -90,8 +90,10 @@ TEST_CASE("argon2id out-of-bounds parameters are refused at once", "[crypto]") {
     const auto elapsed = std::chrono::steady_clock::now() - start;
     REQUIRE_FALSE(out.ok());
     CHECK(out.error().code == ErrorCode::kUnsupported);
-    // No work or allocation was attempted (an attempt at 64 GiB or 100 passes takes seconds).
-    CHECK(elapsed < std::chrono::milliseconds(100));
+    // No work was attempted: 100 passes over 64 MiB take seconds. (A 64 GiB attempt might fail
+    // fast instead, so the error class is the real proof there: libsodium's failure would be
+    // kInternal, not kUnsupported.) The margin tolerates a loaded machine.
+    CHECK(elapsed < std::chrono::milliseconds(250));
   }
   CHECK(keyhold::ValidateArgon2idParams(keyhold::kArgon2idRecommended).ok());
   CHECK(keyhold::ValidateArgon2idParams(
