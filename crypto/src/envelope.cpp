@@ -179,13 +179,13 @@ Status CheckExpectedContext(const EncryptionContext& actual, const EncryptionCon
       return Error(ErrorCode::kContextMismatch,
                    "encryption context has no key " + Printable(key) + " (expected " +
                        Printable(key) + " = " + Printable(value) + ")",
-                   "check the --context values: the object was encrypted with a different context");
+                   "the object was encrypted with a different context: check the expected values");
     }
     if (it->second != value) {
       return Error(ErrorCode::kContextMismatch,
                    "encryption context key " + Printable(key) + " is " + Printable(it->second) +
                        ", expected " + Printable(value),
-                   "check the --context values: the object was encrypted with a different context");
+                   "the object was encrypted with a different context: check the expected values");
     }
   }
   return OkStatus();
