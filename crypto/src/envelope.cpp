@@ -63,9 +63,9 @@ Status CheckKekTarget(const KekTarget& t) {
   KH_RETURN_IF_ERROR(ValidateKeyName(t.key_name));
   if (t.version < 1) return Error(ErrorCode::kInvalidArgument, "key version must be at least 1");
   if (t.secret == nullptr || t.secret->size() != kDekSize) {
-    return Error(ErrorCode::kInvalidArgument,
-                 "key " + t.key_name + " version " + std::to_string(t.version) +
-                     ": secret must be 32 bytes");
+    return Error(ErrorCode::kInvalidArgument, "key " + t.key_name + " version " +
+                                                  std::to_string(t.version) +
+                                                  ": secret must be 32 bytes");
   }
   return OkStatus();
 }
@@ -78,8 +78,8 @@ Result<KekStanza> WrapToKek(const KekTarget& t, std::span<const uint8_t> salt,
   s.key_name = t.key_name;
   std::copy(salt.begin(), salt.end(), s.salt.begin());
   KH_ASSIGN_OR_RETURN(SecretBytes wrap_key, KekWrapKey(t.secret->ExposeSecret(), s));
-  KH_RETURN_IF_ERROR(
-      AesGcmSeal(wrap_key.ExposeSecret(), kZeroNonce, immutable, dek.ExposeSecret(), s.wrapped_dek));
+  KH_RETURN_IF_ERROR(AesGcmSeal(wrap_key.ExposeSecret(), kZeroNonce, immutable, dek.ExposeSecret(),
+                                s.wrapped_dek));
   return s;
 }
 
@@ -95,8 +95,8 @@ Result<X25519Stanza> WrapToRecipient(const X25519PublicKey& recipient,
                  "recipient " + EncodeRecipient(recipient) + " is not a usable x25519 public key");
   }
   KH_ASSIGN_OR_RETURN(SecretBytes wrap_key, X25519WrapKey(*shared, s.ephemeral, recipient));
-  KH_RETURN_IF_ERROR(
-      AesGcmSeal(wrap_key.ExposeSecret(), kZeroNonce, immutable, dek.ExposeSecret(), s.wrapped_dek));
+  KH_RETURN_IF_ERROR(AesGcmSeal(wrap_key.ExposeSecret(), kZeroNonce, immutable, dek.ExposeSecret(),
+                                s.wrapped_dek));
   return s;
 }
 
@@ -203,8 +203,8 @@ Error NoMatchingKey(const Header& h) {
   }
   std::string message = "no key opens this object: it is encrypted to ";
   message += keys.empty() ? "no keystore key" : keys;
-  message += " and " + std::to_string(recipients) + " x25519 recipient" +
-             (recipients == 1 ? "" : "s");
+  message +=
+      " and " + std::to_string(recipients) + " x25519 recipient" + (recipients == 1 ? "" : "s");
   return Error(ErrorCode::kNoMatchingKey, std::move(message),
                "use the keystore that holds one of these keys, or the identity of one of the "
                "recipients");
@@ -261,8 +261,7 @@ std::string EncodeIdentity(const SecretBytes& secret) {
 Result<Identity> ParseIdentity(std::string_view text) {
   auto decoded = Bech32Decode(text);
   const bool ok = decoded.ok() && decoded->hrp == kIdentityHrp &&
-                  decoded->data.size() == kX25519KeySize &&
-                  text.substr(0, 15) == "KH-SECRET-KEY-1";
+                  decoded->data.size() == kX25519KeySize && text.substr(0, 15) == "KH-SECRET-KEY-1";
   if (decoded.ok()) {
     // The decoded bytes are the secret: move them into SecretBytes, wipe the vector.
     Identity id{SecretBytes::CopyOf(decoded->data), {}};
@@ -303,8 +302,7 @@ Result<NewHeader> CreateHeader(const EncryptParams& params) {
   return BuildHeader(params, dek, object_id, salts, ephemeral_secrets);
 }
 
-Result<cobblestone::StreamStats> EncryptObject(const EncryptParams& params,
-                                               cobblestone::Source& in,
+Result<cobblestone::StreamStats> EncryptObject(const EncryptParams& params, cobblestone::Source& in,
                                                cobblestone::Sink& header_out,
                                                cobblestone::Sink& payload_out) {
   KH_ASSIGN_OR_RETURN(NewHeader created, CreateHeader(params));
@@ -341,7 +339,8 @@ Result<OpenedHeader> OpenHeader(std::span<const uint8_t> header_bytes, const Key
       }
       const SecretBytes* secret = *resolved;
       if (secret == nullptr || secret->size() != kDekSize) {
-        return Error(ErrorCode::kInternal, KeyLabel(*kek) + ": resolver returned no 32-byte secret");
+        return Error(ErrorCode::kInternal,
+                     KeyLabel(*kek) + ": resolver returned no 32-byte secret");
       }
       KH_ASSIGN_OR_RETURN(SecretBytes wrap_key, KekWrapKey(secret->ExposeSecret(), *kek));
       SecretBytes dek(kDekSize);

@@ -10,9 +10,9 @@
 namespace keyhold::envelope {
 namespace {
 
-constexpr size_t kFixedPrefixSize = kMagic.size() + 1 + 1 + kObjectIdSize;  // 26
+constexpr size_t kFixedPrefixSize = kMagic.size() + 1 + 1 + kObjectIdSize;                  // 26
 constexpr size_t kKekBodyFixedSize = kKeyIdSize + 4 + 1 + kWrapSaltSize + kWrappedDekSize;  // 101
-constexpr size_t kX25519BodySize = kFingerprintSize + kX25519KeySize + kWrappedDekSize;  // 96
+constexpr size_t kX25519BodySize = kFingerprintSize + kX25519KeySize + kWrappedDekSize;     // 96
 constexpr uint8_t kReservedStanzaKind = 0x00;
 
 Error Malformed(std::string message) { return Error(ErrorCode::kMalformed, std::move(message)); }
@@ -78,8 +78,7 @@ class ByteInput {
  protected:
   Status CheckLimit(size_t n) const {
     if (n > kMaxHeaderSize - consumed_) {
-      return Malformed("header exceeds the limit of " + std::to_string(kMaxHeaderSize) +
-                       " bytes");
+      return Malformed("header exceeds the limit of " + std::to_string(kMaxHeaderSize) + " bytes");
     }
     return OkStatus();
   }
@@ -185,7 +184,8 @@ Result<EncryptionContext> ParseContextFrom(ByteInput& in) {
     if (!section_size_ok(value_len)) return too_big();
     KH_ASSIGN_OR_RETURN(auto value_bytes, in.Take(value_len, "context value"));
     std::string value(value_bytes.begin(), value_bytes.end());
-    if (!IsValidUtf8(value)) return Malformed("context value of \"" + key + "\" is not valid utf-8");
+    if (!IsValidUtf8(value))
+      return Malformed("context value of \"" + key + "\" is not valid utf-8");
     previous = key;
     context.emplace_hint(context.end(), std::move(key), std::move(value));
   }
@@ -249,8 +249,7 @@ Result<Header> ParseFrom(ByteInput& in) {
   h.version = vs[0];
   h.suite = vs[1];
   if (h.version != kFormatVersion) {
-    return Error(ErrorCode::kUnsupported,
-                 "unsupported format version " + std::to_string(h.version),
+    return Error(ErrorCode::kUnsupported, "unsupported format version " + std::to_string(h.version),
                  "upgrade keyhold: this object was written by a newer version");
   }
   if (h.suite != kSuiteCobblestone256) {
@@ -273,8 +272,8 @@ Result<Header> ParseFrom(ByteInput& in) {
     const uint16_t body_len = U16(kb.subspan(1));
     if (kind == kReservedStanzaKind) return Malformed("stanza kind 0 is reserved");
     if (body_len > kMaxStanzaBodySize) {
-      return Malformed("stanza body length " + std::to_string(body_len) +
-                       " exceeds the limit of " + std::to_string(kMaxStanzaBodySize));
+      return Malformed("stanza body length " + std::to_string(body_len) + " exceeds the limit of " +
+                       std::to_string(kMaxStanzaBodySize));
     }
     KH_ASSIGN_OR_RETURN(auto body, in.Take(body_len, "stanza body"));
     KH_ASSIGN_OR_RETURN(Stanza s, ParseStanzaBody(kind, body));
@@ -309,9 +308,9 @@ Status ValidateKeyName(std::string_view name) {
 
 Result<std::vector<uint8_t>> EncodeContext(const EncryptionContext& context) {
   if (context.size() > kMaxContextEntries) {
-    return Error(ErrorCode::kInvalidArgument,
-                 "context has " + std::to_string(context.size()) +
-                     " entries, more than the limit of " + std::to_string(kMaxContextEntries));
+    return Error(ErrorCode::kInvalidArgument, "context has " + std::to_string(context.size()) +
+                                                  " entries, more than the limit of " +
+                                                  std::to_string(kMaxContextEntries));
   }
   size_t total = 2;
   for (const auto& [key, value] : context) {
@@ -320,9 +319,9 @@ Result<std::vector<uint8_t>> EncodeContext(const EncryptionContext& context) {
                    "context key length must be 1.." + std::to_string(kMaxContextKeySize));
     }
     if (value.size() > kMaxContextValueSize) {
-      return Error(ErrorCode::kInvalidArgument, "context value of \"" + key +
-                                                    "\" exceeds the limit of " +
-                                                    std::to_string(kMaxContextValueSize) + " bytes");
+      return Error(ErrorCode::kInvalidArgument,
+                   "context value of \"" + key + "\" exceeds the limit of " +
+                       std::to_string(kMaxContextValueSize) + " bytes");
     }
     if (!IsValidUtf8(key) || !IsValidUtf8(value)) {
       return Error(ErrorCode::kInvalidArgument, "context keys and values must be valid utf-8");

@@ -2,8 +2,8 @@
 #ifndef KEYHOLD_TESTS_UNIT_FORMAT_FORMAT_TEST_SUPPORT_H_
 #define KEYHOLD_TESTS_UNIT_FORMAT_FORMAT_TEST_SUPPORT_H_
 
-#include <cstdint>
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -124,8 +124,8 @@ inline cobblestone::Options Serial() {
 // ReadHeaderBytes from the file's stream, OpenHeader, then the rest of the same stream as
 // payload. Detached: the whole sidecar is the header.
 inline Outcome OpenObject(std::span<const uint8_t> file_or_header, const envelope::Keyring& keyring,
-                          const envelope::EncryptionContext& expected = {},
-                          bool detached = false, std::span<const uint8_t> payload = {},
+                          const envelope::EncryptionContext& expected = {}, bool detached = false,
+                          std::span<const uint8_t> payload = {},
                           const cobblestone::Options& engine = Serial()) {
   Outcome out;
   MemorySource file(file_or_header);

@@ -23,8 +23,8 @@ using envelope::KekTarget;
 std::vector<uint8_t> DetBytes(std::string_view label, size_t n) {
   std::vector<uint8_t> out;
   for (uint32_t counter = 0; out.size() < n; ++counter) {
-    std::string input = "keyhold format v1 test vector/" + std::string(label) + "/" +
-                        std::to_string(counter);
+    std::string input =
+        "keyhold format v1 test vector/" + std::string(label) + "/" + std::to_string(counter);
     Sha256Digest d = Sha256({reinterpret_cast<const uint8_t*>(input.data()), input.size()});
     out.insert(out.end(), d.begin(), d.end());
   }
@@ -32,7 +32,9 @@ std::vector<uint8_t> DetBytes(std::string_view label, size_t n) {
   return out;
 }
 
-SecretBytes DetSecret(std::string_view label, size_t n) { return SecretBytes::CopyOf(DetBytes(label, n)); }
+SecretBytes DetSecret(std::string_view label, size_t n) {
+  return SecretBytes::CopyOf(DetBytes(label, n));
+}
 
 std::vector<uint8_t> PatternPlaintext(size_t n) {
   std::vector<uint8_t> out(n);
@@ -350,15 +352,16 @@ class Generator {
     AddValid("kek-x25519-3chunk", "a kek and an x25519 stanza, 40000 bytes = 3 chunks",
              {{"app", "billing"}, {"env", "prod"}}, {"A"}, {"alice"}, 40000,
              json::array({Keyring({"A"}, {}), Keyring({}, {"alice"}), Keyring({"B"}, {"alice"})}));
-    AddValid("one-full-chunk", "16384 bytes: a full chunk then an empty final chunk",
-             {{"k", ""}}, {"B"}, {}, 16384, json::array({Keyring({"B"}, {})}));
+    AddValid("one-full-chunk", "16384 bytes: a full chunk then an empty final chunk", {{"k", ""}},
+             {"B"}, {}, 16384, json::array({Keyring({"B"}, {})}));
     AddValid("several-stanzas", "two keks and two recipients; each opens it alone",
              {{"a", "1"}, {"b", "2"}, {"\xc3\xa9t\xc3\xa9", "\xe2\x82\xac"}}, {"A", "B"},
              {"alice", "bob"}, 1,
              json::array({Keyring({"A"}, {}), Keyring({"B"}, {}), Keyring({}, {"alice"}),
                           Keyring({}, {"bob"})}));
-    AddValid("unknown-stanza", "a kek stanza, then an unknown stanza of kind 0x7f: skipped when opening",
-             {}, {"A"}, {}, 100, json::array({Keyring({"A"}, {})}), false,
+    AddValid("unknown-stanza",
+             "a kek stanza, then an unknown stanza of kind 0x7f: skipped when opening", {}, {"A"},
+             {}, 100, json::array({Keyring({"A"}, {})}), false,
              {envelope::UnknownStanza{0x7f, {0xde, 0xad, 0xbe, 0xef}}});
     AddValid("detached", "detached mode: the header (NAME.hdr) and the payload (NAME) apart",
              {{"file", "report.pdf"}}, {"A"}, {"alice"}, 20000,
@@ -397,28 +400,49 @@ class Generator {
     AddInvalid("context-count-65", "more entries than the limit", set(27, 65), "malformed", A);
     AddInvalid("context-key-len-0", "empty key", set(29, 0), "malformed", A);
     AddInvalid("context-key-len-129", "key longer than 128",
-               Edited(s, [](auto& f) { f[28] = 0; f[29] = 129; }), "malformed", A);
+               Edited(s,
+                      [](auto& f) {
+                        f[28] = 0;
+                        f[29] = 129;
+                      }),
+               "malformed", A);
     AddInvalid("context-value-len-1025", "value longer than 1024",
-               Edited(s, [](auto& f) { f[33] = 0x04; f[34] = 0x01; }), "malformed", A);
-    AddInvalid("context-key-byte", "'app' -> 'apq': the context is in the wrap AAD",
-               set(32, 'q'), "auth_failed", A);
+               Edited(s,
+                      [](auto& f) {
+                        f[33] = 0x04;
+                        f[34] = 0x01;
+                      }),
+               "malformed", A);
+    AddInvalid("context-key-byte", "'app' -> 'apq': the context is in the wrap AAD", set(32, 'q'),
+               "auth_failed", A);
     AddInvalid("context-value-byte", "'demo' -> 'demp'", set(38, 'p'), "auth_failed", A);
     AddInvalid("context-key-bad-utf8", "0xff is never valid utf-8", set(30, 0xff), "malformed", A);
     AddInvalid("context-value-overlong-utf8", "c0 80 is an overlong NUL",
-               Edited(s, [](auto& f) { f[35] = 0xc0; f[36] = 0x80; }), "malformed", A);
+               Edited(s,
+                      [](auto& f) {
+                        f[35] = 0xc0;
+                        f[36] = 0x80;
+                      }),
+               "malformed", A);
     {
       const std::string c2 = "kek-ctx2";
       // entries at 28..38 ("app"="demo") and 39..49 ("env"="prod"), 11 bytes each.
       AddInvalid("context-unsorted", "the two entries swapped",
-                 Edited(c2, [](auto& f) {
-                   std::vector<uint8_t> a(f.begin() + 28, f.begin() + 39);
-                   std::copy(f.begin() + 39, f.begin() + 50, f.begin() + 28);
-                   std::copy(a.begin(), a.end(), f.begin() + 39);
-                 }),
+                 Edited(c2,
+                        [](auto& f) {
+                          std::vector<uint8_t> a(f.begin() + 28, f.begin() + 39);
+                          std::copy(f.begin() + 39, f.begin() + 50, f.begin() + 28);
+                          std::copy(a.begin(), a.end(), f.begin() + 39);
+                        }),
                  "malformed", A);
       AddInvalid("context-duplicate", "second key 'env' -> 'app'",
-                 Edited(c2, [](auto& f) { f[41] = 'a'; f[42] = 'p'; f[43] = 'p'; }), "malformed",
-                 A);
+                 Edited(c2,
+                        [](auto& f) {
+                          f[41] = 'a';
+                          f[42] = 'p';
+                          f[43] = 'p';
+                        }),
+                 "malformed", A);
     }
     {
       // A context section over 16384 bytes: 16 entries of a 1-byte key and a 1024-byte
@@ -440,13 +464,17 @@ class Generator {
                "malformed", A);
     AddInvalid("stanza-kind-unknown", "the only stanza becomes an unknown kind: skipped",
                set(stanza, 0x42), "no_matching_key", A);
-    AddInvalid("kek-body-too-long", "body_len + 1 (swallows the first MAC byte)",
-               flip(43, 0x01), "malformed", A);
+    AddInvalid("kek-body-too-long", "body_len + 1 (swallows the first MAC byte)", flip(43, 0x01),
+               "malformed", A);
     AddInvalid("kek-body-too-short", "body_len - 1",
-               Edited(s, [](auto& f) { f[43] = static_cast<uint8_t>(f[43] - 1); }), "malformed",
-               A);
+               Edited(s, [](auto& f) { f[43] = static_cast<uint8_t>(f[43] - 1); }), "malformed", A);
     AddInvalid("stanza-body-over-limit", "body_len 4097",
-               Edited(s, [](auto& f) { f[42] = 0x10; f[43] = 0x01; }), "malformed", A);
+               Edited(s,
+                      [](auto& f) {
+                        f[42] = 0x10;
+                        f[43] = 0x01;
+                      }),
+               "malformed", A);
     AddInvalid("kek-key-id", "another key id: this keyring has no such key", flip(body, 1),
                "no_matching_key", A);
     AddInvalid("kek-version-2", "version 1 -> 2: not in this keyring", set(body + 19, 2),
@@ -474,7 +502,8 @@ class Generator {
       prefix.push_back(17);
       std::vector<uint8_t> stanza_bytes = {0x7f, 0x10, 0x00};
       stanza_bytes.insert(stanza_bytes.end(), 4096, 0xaa);
-      AddInvalid("header-over-limit", "17 unknown stanzas of 4096-byte bodies: 69,724 bytes before the MAC",
+      AddInvalid("header-over-limit",
+                 "17 unknown stanzas of 4096-byte bodies: 69,724 bytes before the MAC",
                  json::array({Hex(prefix), json{{"hex", HexEncode(stanza_bytes)}, {"repeat", 17}},
                               Hex(std::vector<uint8_t>(32, 0))}),
                  "malformed", A);
@@ -496,25 +525,24 @@ class Generator {
                  "auth_failed", alice);
       AddInvalid("x25519-wrapped-dek", "", xflip(x + 3 + 48 + 10, 4), "auth_failed", alice);
       AddInvalid("x25519-body-too-long", "body_len 97", xflip(x + 2, 96 ^ 97), "malformed", alice);
-      AddInvalid("x25519-body-too-short", "body_len 95", xflip(x + 2, 96 ^ 95), "malformed",
-                 alice);
+      AddInvalid("x25519-body-too-short", "body_len 95", xflip(x + 2, 96 ^ 95), "malformed", alice);
 
       // Keys, identities, context.
       AddInvalid("wrong-kek-secret", "same key id and version, another secret",
                  json::array({From(b, 0, o.header.size() + o.payload.size())}), "auth_failed",
                  json::array({Keyring({"A-wrong-secret"}, {})}));
       AddInvalid("other-keystore", "a keystore without key A",
-                 json::array({From(b, 0, o.header.size() + o.payload.size())}),
-                 "no_matching_key", json::array({Keyring({"B", "A-v2"}, {})}));
+                 json::array({From(b, 0, o.header.size() + o.payload.size())}), "no_matching_key",
+                 json::array({Keyring({"B", "A-v2"}, {})}));
       AddInvalid("wrong-identity", "bob is not a recipient",
-                 json::array({From(b, 0, o.header.size() + o.payload.size())}),
-                 "no_matching_key", json::array({Keyring({}, {"bob"})}));
+                 json::array({From(b, 0, o.header.size() + o.payload.size())}), "no_matching_key",
+                 json::array({Keyring({}, {"bob"})}));
       AddInvalid("wrong-expected-context", "env=prod demanded as env=dev",
-                 json::array({From(b, 0, o.header.size() + o.payload.size())}),
-                 "context_mismatch", A, 0, {{"env", "dev"}});
+                 json::array({From(b, 0, o.header.size() + o.payload.size())}), "context_mismatch",
+                 A, 0, {{"env", "dev"}});
       AddInvalid("missing-expected-context", "a demanded key the object lacks",
-                 json::array({From(b, 0, o.header.size() + o.payload.size())}),
-                 "context_mismatch", A, 0, {{"tenant", "x"}});
+                 json::array({From(b, 0, o.header.size() + o.payload.size())}), "context_mismatch",
+                 A, 0, {{"tenant", "x"}});
 
       // Payload: offsets relative to the payload start P.
       const size_t P = o.header.size();
@@ -549,8 +577,8 @@ class Generator {
       AddInvalid("trailing-chunk", "a copy of chunk 0 after the final chunk",
                  json::array({From(b, 0, end), From(b, c0, 16400)}), "payload_auth_failed", A,
                  32768);
-      AddInvalid("payload-salt", "changes the derived key: commitment mismatch",
-                 xflip(P + 3, 1), "auth_failed", A);
+      AddInvalid("payload-salt", "changes the derived key: commitment mismatch", xflip(P + 3, 1),
+                 "auth_failed", A);
       AddInvalid("payload-commitment", "", xflip(P + 24 + 31, 0x40), "auth_failed", A);
       AddInvalid("chunk-1-bit", "", xflip(c1 + 500, 8), "payload_auth_failed", A, 16384);
       AddInvalid("chunk-2-tag", "", xflip(end - 1, 1), "payload_auth_failed", A, 32768);
@@ -591,11 +619,11 @@ class Generator {
       const std::string d = "detached";
       const Object& o = Obj(d);
       AddInvalid("detached-header-trailing-byte", "a sidecar header must hold exactly a header",
-                 json::array({From(d, 0, o.header.size()), json{{"hex", "00"}}}), "malformed", A,
-                 0, {}, true, json::array({From(d, o.header.size(), o.payload.size())}));
-      AddInvalid("detached-payload-truncated", "",
-                 json::array({From(d, 0, o.header.size())}), "payload_auth_failed", A, 16384, {},
-                 true, json::array({From(d, o.header.size(), o.payload.size() - 16)}));
+                 json::array({From(d, 0, o.header.size()), json{{"hex", "00"}}}), "malformed", A, 0,
+                 {}, true, json::array({From(d, o.header.size(), o.payload.size())}));
+      AddInvalid("detached-payload-truncated", "", json::array({From(d, 0, o.header.size())}),
+                 "payload_auth_failed", A, 16384, {}, true,
+                 json::array({From(d, o.header.size(), o.payload.size() - 16)}));
     }
   }
 

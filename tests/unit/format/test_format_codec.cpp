@@ -91,8 +91,7 @@ TEST_CASE("header encodes and parses canonically", "[format]") {
   CHECK(parsed->context == h.context);
 }
 
-TEST_CASE("every header that parses re-encodes to the same bytes (mutation sweep)",
-          "[format]") {
+TEST_CASE("every header that parses re-encodes to the same bytes (mutation sweep)", "[format]") {
   std::mt19937 rng(20261128);
   Header h = BaseHeader();
   h.context = {{"a", ""}, {"bb", "x"}, {"c\xc3\xa9", "\xe2\x82\xac"}};
@@ -105,10 +104,18 @@ TEST_CASE("every header that parses re-encodes to the same bytes (mutation sweep
     for (int e = 0; e < edits; ++e) {
       const size_t at = rng() % b.size();
       switch (rng() % 4) {
-        case 0: b[at] ^= static_cast<uint8_t>(1u << (rng() % 8)); break;
-        case 1: b[at] = static_cast<uint8_t>(rng()); break;
-        case 2: b.insert(b.begin() + static_cast<std::ptrdiff_t>(at), static_cast<uint8_t>(rng())); break;
-        default: b.erase(b.begin() + static_cast<std::ptrdiff_t>(at)); break;
+        case 0:
+          b[at] ^= static_cast<uint8_t>(1u << (rng() % 8));
+          break;
+        case 1:
+          b[at] = static_cast<uint8_t>(rng());
+          break;
+        case 2:
+          b.insert(b.begin() + static_cast<std::ptrdiff_t>(at), static_cast<uint8_t>(rng()));
+          break;
+        default:
+          b.erase(b.begin() + static_cast<std::ptrdiff_t>(at));
+          break;
       }
     }
     size_t size = 0;
@@ -116,7 +123,8 @@ TEST_CASE("every header that parses re-encodes to the same bytes (mutation sweep
     if (r.ok()) {
       ++parsed_ok;
       REQUIRE(size <= b.size());
-      REQUIRE(EncodeHeader(*r) == std::vector<uint8_t>(b.begin(), b.begin() + static_cast<std::ptrdiff_t>(size)));
+      REQUIRE(EncodeHeader(*r) ==
+              std::vector<uint8_t>(b.begin(), b.begin() + static_cast<std::ptrdiff_t>(size)));
     } else {
       ++rejected;
       const auto c = r.error().code;
@@ -234,14 +242,13 @@ TEST_CASE("context section rules", "[format]") {
     REQUIRE_FALSE(r.ok());
     CHECK(r.error().message.find("key length 0") != std::string::npos);
     CHECK(EncodeContext({{"", "v"}}).error().code == ErrorCode::kInvalidArgument);
-    CHECK(EncodeContext({{std::string(129, 'k'), ""}}).error().code ==
-          ErrorCode::kInvalidArgument);
+    CHECK(EncodeContext({{std::string(129, 'k'), ""}}).error().code == ErrorCode::kInvalidArgument);
     CHECK(EncodeContext({{"k", std::string(1025, 'v')}}).error().code ==
           ErrorCode::kInvalidArgument);
   }
   SECTION("section size limit") {
-    // 15 entries of 1 + 1024 bytes: 2 + 15 * 1029 = 15437 (fits); one more entry with a 942-byte value
-    // makes exactly 16384; one more byte exceeds it.
+    // 15 entries of 1 + 1024 bytes: 2 + 15 * 1029 = 15437 (fits); one more entry with a 942-byte
+    // value makes exactly 16384; one more byte exceeds it.
     std::vector<std::pair<std::string, std::string>> entries;
     EncryptionContext c;
     for (int i = 0; i < 15; ++i) {
@@ -490,7 +497,8 @@ TEST_CASE("key names", "[format]") {
     CHECK(ValidateKeyName(good).ok());
   }
   CHECK(ValidateKeyName(std::string(64, 'x')).ok());
-  for (const char* bad : {"", ".hidden", "-flag", "_x", "a b", "a/b", "a\\b", "caf\xc3\xa9", "a\n"}) {
+  for (const char* bad :
+       {"", ".hidden", "-flag", "_x", "a b", "a/b", "a\\b", "caf\xc3\xa9", "a\n"}) {
     auto s = ValidateKeyName(bad);
     CHECK_FALSE(s.ok());
     if (!s.ok()) CHECK(s.error().code == ErrorCode::kInvalidArgument);

@@ -29,8 +29,8 @@ std::vector<uint8_t> RandomData(size_t n, std::mt19937& rng) {
 }
 
 EncryptionContext RandomContext(std::mt19937& rng) {
-  static const std::vector<std::string> kPieces = {"a", "Z", "\xc3\xa9", "\xe2\x82\xac", "0",
-                                                   "\xf0\x9f\x94\x91", "-", " ", "key"};
+  static const std::vector<std::string> kPieces = {
+      "a", "Z", "\xc3\xa9", "\xe2\x82\xac", "0", "\xf0\x9f\x94\x91", "-", " ", "key"};
   EncryptionContext c;
   const size_t n = rng() % 6;
   for (size_t i = 0; i < n; ++i) {
@@ -76,8 +76,7 @@ struct Fixture {
 
 }  // namespace
 
-TEST_CASE("round trip over sizes, contexts and stanza sets, in-file and detached",
-          "[format]") {
+TEST_CASE("round trip over sizes, contexts and stanza sets, in-file and detached", "[format]") {
   Fixture f;
   std::mt19937 rng(7);
   const std::vector<size_t> sizes = {0, 1, 16383, 16384, 16385, 3u << 20};
@@ -122,10 +121,9 @@ TEST_CASE("round trip over sizes, contexts and stanza sets, in-file and detached
                 cobblestone::kPrefixSize + size + chunks * cobblestone::kTagSize);
         }
         for (const Keyring& k : openers) {
-          Outcome o = OpenObject(header_sink.bytes, k, params.context, detached,
-                                 payload_sink.bytes, params.engine);
-          INFO("size " << size << " set " << set << " detached " << detached << ": "
-                       << o.message);
+          Outcome o = OpenObject(header_sink.bytes, k, params.context, detached, payload_sink.bytes,
+                                 params.engine);
+          INFO("size " << size << " set " << set << " detached " << detached << ": " << o.message);
           REQUIRE(o.ok);
           REQUIRE(o.released == plaintext);
           ++runs;
@@ -151,15 +149,16 @@ TEST_CASE("derivations match FORMAT.md when recomputed independently", "[format]
 
   // kek: HKDF-SHA-256(secret, salt, "keyhold/v1/kek-wrap" || key_id || be32(version))
   const auto& k = std::get<KekStanza>(h.stanzas[0]);
-  std::vector<uint8_t> info(Bytes("keyhold/v1/kek-wrap").begin(), Bytes("keyhold/v1/kek-wrap").end());
+  std::vector<uint8_t> info(Bytes("keyhold/v1/kek-wrap").begin(),
+                            Bytes("keyhold/v1/kek-wrap").end());
   info.insert(info.end(), k.key_id.begin(), k.key_id.end());
   info.insert(info.end(), {0, 0, 0, 1});
   auto wrap = Hkdf(HashAlg::kSha256, f.kek_a->secret.ExposeSecret(), k.salt, info, 32);
   REQUIRE(wrap.ok());
   std::vector<uint8_t> expect(48);
-  REQUIRE(AesGcmSeal(wrap->ExposeSecret(), zero_nonce, immutable, created->dek.ExposeSecret(),
-                     expect)
-              .ok());
+  REQUIRE(
+      AesGcmSeal(wrap->ExposeSecret(), zero_nonce, immutable, created->dek.ExposeSecret(), expect)
+          .ok());
   CHECK(std::equal(expect.begin(), expect.end(), k.wrapped_dek.begin()));
 
   // x25519: HKDF-SHA-256(X25519(eph, recipient), eph_pub || recipient_pub, label)
@@ -168,11 +167,12 @@ TEST_CASE("derivations match FORMAT.md when recomputed independently", "[format]
   REQUIRE(shared.ok());
   std::vector<uint8_t> salt(x.ephemeral.begin(), x.ephemeral.end());
   salt.insert(salt.end(), f.alice_kp.public_key.begin(), f.alice_kp.public_key.end());
-  auto xwrap = Hkdf(HashAlg::kSha256, shared->ExposeSecret(), salt, Bytes("keyhold/v1/x25519-wrap"), 32);
+  auto xwrap =
+      Hkdf(HashAlg::kSha256, shared->ExposeSecret(), salt, Bytes("keyhold/v1/x25519-wrap"), 32);
   REQUIRE(xwrap.ok());
-  REQUIRE(AesGcmSeal(xwrap->ExposeSecret(), zero_nonce, immutable, created->dek.ExposeSecret(),
-                     expect)
-              .ok());
+  REQUIRE(
+      AesGcmSeal(xwrap->ExposeSecret(), zero_nonce, immutable, created->dek.ExposeSecret(), expect)
+          .ok());
   CHECK(std::equal(expect.begin(), expect.end(), x.wrapped_dek.begin()));
 
   // fingerprint: SHA-256(label || pub)[0..16)
@@ -271,7 +271,8 @@ TEST_CASE("opening errors", "[format]") {
     // modified header (or a corrupt keystore) explains, so we stop rather than go on.
     Outcome o = OpenObject(*file, Keyring{&r, f.alice});
     CHECK(o.code == ErrorCode::kAuthFailed);
-    CHECK(o.message == "key payroll version 1 did not open the header: the object was tampered with");
+    CHECK(o.message ==
+          "key payroll version 1 did not open the header: the object was tampered with");
     CHECK(o.released.empty());
   }
   SECTION("a different keystore: no matching key, naming what would open it") {

@@ -130,8 +130,10 @@ TEST_CASE("keyhold format v1 vectors", "[format][kat]") {
     const bool detached = v["detached"].get<bool>();
     const auto& file = m.files.at(name);
     const size_t header_size = v["header_size"].get<size_t>();
-    std::vector<uint8_t> header(file.begin(), file.begin() + static_cast<std::ptrdiff_t>(header_size));
-    std::vector<uint8_t> payload(file.begin() + static_cast<std::ptrdiff_t>(header_size), file.end());
+    std::vector<uint8_t> header(file.begin(),
+                                file.begin() + static_cast<std::ptrdiff_t>(header_size));
+    std::vector<uint8_t> payload(file.begin() + static_cast<std::ptrdiff_t>(header_size),
+                                 file.end());
     REQUIRE(payload.size() == v["payload_size"].get<size_t>());
 
     // The streaming reader stops exactly at the header's end.
@@ -183,7 +185,8 @@ TEST_CASE("keyhold format v1 vectors", "[format][kat]") {
       INFO("keyring " << ring_json.dump());
       REQUIRE(opened.ok());
       CHECK(HexEncode(opened->dek.ExposeSecret()) == v["dek"].get<std::string>());
-      Outcome o = OpenObject(detached ? header : file, ring->keyring(), expected, detached, payload);
+      Outcome o =
+          OpenObject(detached ? header : file, ring->keyring(), expected, detached, payload);
       REQUIRE(o.ok);
       CHECK(o.released.size() == v["plaintext_size"].get<size_t>());
       CHECK(HexEncode(Sha256(o.released)) == v["plaintext_sha256"].get<std::string>());
