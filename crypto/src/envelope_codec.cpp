@@ -10,7 +10,6 @@
 namespace keyhold::envelope {
 namespace {
 
-constexpr size_t kFixedPrefixSize = kMagic.size() + 1 + 1 + kObjectIdSize;                  // 26
 constexpr size_t kKekBodyFixedSize = kKeyIdSize + 4 + 1 + kWrapSaltSize + kWrappedDekSize;  // 101
 constexpr size_t kX25519BodySize = kFingerprintSize + kX25519KeySize + kWrappedDekSize;     // 96
 constexpr uint8_t kReservedStanzaKind = 0x00;
