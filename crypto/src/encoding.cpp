@@ -65,7 +65,9 @@ namespace {
 
 constexpr char kBech32Charset[] = "qpzry9x8gf2tvdw0s3jn54khce6mua7l";
 
-uint32_t Bech32Polymod(const std::vector<uint8_t>& values) {
+// Bech32 is used for identity strings, so its intermediate buffers can hold secret bits:
+// they are WipingBuffers, sized up front so no reallocation leaves an unwiped copy behind.
+uint32_t Bech32Polymod(const WipingBuffer& values) {
   static const uint32_t kGen[5] = {0x3b6a57b2, 0x26508e6d, 0x1ea119fa, 0x3d4233dd, 0x2a1462b3};
   uint32_t chk = 1;
   for (uint8_t v : values) {
@@ -78,8 +80,9 @@ uint32_t Bech32Polymod(const std::vector<uint8_t>& values) {
   return chk;
 }
 
-std::vector<uint8_t> HrpExpand(std::string_view hrp) {
-  std::vector<uint8_t> out;
+WipingBuffer HrpExpand(std::string_view hrp, size_t extra) {
+  WipingBuffer out;
+  out.reserve(2 * hrp.size() + 1 + extra);
   for (char c : hrp) out.push_back(static_cast<uint8_t>(static_cast<uint8_t>(c) >> 5));
   out.push_back(0);
   for (char c : hrp) out.push_back(static_cast<uint8_t>(static_cast<uint8_t>(c) & 31));
@@ -88,8 +91,9 @@ std::vector<uint8_t> HrpExpand(std::string_view hrp) {
 
 // Regroups bits; `pad` adds zero bits at the end (encoding), otherwise leftover bits must be
 // fewer than `from` and zero (decoding).
-bool ConvertBits(std::span<const uint8_t> in, int from, int to, bool pad,
-                 std::vector<uint8_t>& out) {
+template <typename Buffer>
+bool ConvertBits(std::span<const uint8_t> in, int from, int to, bool pad, Buffer& out) {
+  out.reserve(out.size() + (in.size() * static_cast<size_t>(from)) / static_cast<size_t>(to) + 1);
   uint32_t acc = 0;
   int bits = 0;
   const uint32_t maxv = (1u << to) - 1;
@@ -115,13 +119,14 @@ bool ConvertBits(std::span<const uint8_t> in, int from, int to, bool pad,
 std::string Bech32Encode(std::string_view hrp, std::span<const uint8_t> data, bool upper) {
   std::string lower_hrp;
   for (char c : hrp) lower_hrp.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
-  std::vector<uint8_t> values;
+  WipingBuffer values;
   ConvertBits(data, 8, 5, true, values);
-  std::vector<uint8_t> check = HrpExpand(lower_hrp);
+  WipingBuffer check = HrpExpand(lower_hrp, values.size() + 6);
   check.insert(check.end(), values.begin(), values.end());
   check.insert(check.end(), 6, 0);
   uint32_t mod = Bech32Polymod(check) ^ 1;
   std::string out = lower_hrp + "1";
+  out.reserve(out.size() + values.size() + 6);
   for (uint8_t v : values) out.push_back(kBech32Charset[v]);
   for (int i = 0; i < 6; ++i) out.push_back(kBech32Charset[(mod >> (5 * (5 - i))) & 31]);
   if (upper) {
@@ -146,7 +151,8 @@ Result<Bech32Decoded> Bech32Decode(std::string_view text) {
   for (char c : text.substr(0, sep)) {
     hrp.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
   }
-  std::vector<uint8_t> values;
+  WipingBuffer values;
+  values.reserve(text.size() - sep - 1);
   for (char c : text.substr(sep + 1)) {
     char lc = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
     const char* p = nullptr;
@@ -156,7 +162,7 @@ Result<Bech32Decoded> Bech32Decode(std::string_view text) {
     if (p == nullptr) return Error(ErrorCode::kMalformed, "bech32: invalid character");
     values.push_back(static_cast<uint8_t>(p - kBech32Charset));
   }
-  std::vector<uint8_t> check = HrpExpand(hrp);
+  WipingBuffer check = HrpExpand(hrp, values.size());
   check.insert(check.end(), values.begin(), values.end());
   if (Bech32Polymod(check) != 1) return Error(ErrorCode::kMalformed, "bech32: bad checksum");
   values.resize(values.size() - 6);
