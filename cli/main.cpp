@@ -78,6 +78,8 @@ int Main(int argc, char** argv) {
   RegisterDecrypt(app, ctx, run);
   RegisterInspect(app, ctx, run);
   RegisterRewrap(app, ctx, run);
+  RegisterReencrypt(app, ctx, run);
+  RegisterScan(app, ctx, run);
   RegisterLog(app, ctx, run);
 
   try {

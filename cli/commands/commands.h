@@ -28,6 +28,8 @@ void RegisterEncrypt(CLI::App& app, Context& ctx, Runner& run);
 void RegisterDecrypt(CLI::App& app, Context& ctx, Runner& run);
 void RegisterInspect(CLI::App& app, Context& ctx, Runner& run);
 void RegisterRewrap(CLI::App& app, Context& ctx, Runner& run);
+void RegisterReencrypt(CLI::App& app, Context& ctx, Runner& run);
+void RegisterScan(CLI::App& app, Context& ctx, Runner& run);
 void RegisterLog(CLI::App& app, Context& ctx, Runner& run);
 
 }  // namespace keyhold::cli
