@@ -2,11 +2,11 @@
 // docs/keystore.md is the description; this file is its implementation.
 #include "keyhold/keystore/keystore.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <dirent.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -236,7 +236,8 @@ Result<Body> ParseBody(std::string_view text) {
   }
   json root = json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (root.is_discarded() || !root.is_object()) {
-    return Error(ErrorCode::kMalformed, "keystore file is malformed: the body is not a JSON object");
+    return Error(ErrorCode::kMalformed,
+                 "keystore file is malformed: the body is not a JSON object");
   }
   try {
     if (GetStr(root, "format") != kBodyFormat) throw FieldError{"format"};
@@ -400,12 +401,9 @@ json EncodeBody(const Body& body) {
   for (const RecipientRec& r : body.recipients) {
     recipients.push_back({{"name", r.name}, {"public_key", HexEncode(r.key)}});
   }
-  json root = {{"format", std::string(kBodyFormat)},
-               {"version", kBodyVersion},
-               {"generation", body.generation},
-               {"created", body.created},
-               {"slots", std::move(slots)},
-               {"keys", std::move(keys)},
+  json root = {{"format", std::string(kBodyFormat)}, {"version", kBodyVersion},
+               {"generation", body.generation},      {"created", body.created},
+               {"slots", std::move(slots)},          {"keys", std::move(keys)},
                {"recipients", std::move(recipients)}};
   root["default_key"] = body.default_key ? json(*body.default_key) : json(nullptr);
   return root;
@@ -473,8 +471,8 @@ Result<std::array<uint8_t, kMacSize>> ComputeFileMac(const SecretBytes& master,
 
 Status VerifyFileMac(const SecretBytes& master, const ParsedFile& parsed) {
   KH_ASSIGN_OR_RETURN(SecretBytes key, DeriveFromMaster(master, kInfoFileMac));
-  Status s = HmacVerify(HashAlg::kSha256, key.ExposeSecret(), FileMacInput(parsed.body_text),
-                        parsed.mac);
+  Status s =
+      HmacVerify(HashAlg::kSha256, key.ExposeSecret(), FileMacInput(parsed.body_text), parsed.mac);
   if (!s.ok()) {
     return Error(ErrorCode::kAuthFailed,
                  "keystore integrity check failed: the keystore file was modified outside keyhold",
@@ -488,8 +486,8 @@ Status VerifyFileMac(const SecretBytes& master, const ParsedFile& parsed) {
 // another slot.
 std::vector<uint8_t> SlotAad(const SlotRec& slot) {
   std::vector<uint8_t> aad(kDomain.begin(), kDomain.end());
-  for (std::string_view part : {std::string_view("slot"), std::string_view(slot.id),
-                                SlotKindName(slot.kind)}) {
+  for (std::string_view part :
+       {std::string_view("slot"), std::string_view(slot.id), SlotKindName(slot.kind)}) {
     aad.push_back(0);
     aad.insert(aad.end(), part.begin(), part.end());
   }
@@ -582,8 +580,8 @@ Result<SlotRec> MakeRecipientSlot(const Body& body, const SecretBytes& master,
 
 Result<SecretBytes> OpenSlotWithKek(const SlotRec& slot, const SecretBytes& kek) {
   SecretBytes master(kMasterKeySize);
-  KH_RETURN_IF_ERROR(
-      AesGcmOpen(kek.ExposeSecret(), slot.nonce, SlotAad(slot), slot.wrapped, master.ExposeSecret()));
+  KH_RETURN_IF_ERROR(AesGcmOpen(kek.ExposeSecret(), slot.nonce, SlotAad(slot), slot.wrapped,
+                                master.ExposeSecret()));
   return master;
 }
 
@@ -767,8 +765,8 @@ Result<std::vector<uint8_t>> ReadKeystoreFile(int dirfd, const std::string& dir)
   KH_RETURN_IF_ERROR(CheckOptionalFile(dirfd, dir, kLockFileName));
   std::string name(kKeystoreFileName);
   // O_NONBLOCK: a FIFO planted under the name must not hang us (fstat then refuses it).
-  UniqueFd fd(openat(dirfd, name.c_str(),
-                     O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK));
+  UniqueFd fd(
+      openat(dirfd, name.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK));
   if (fd.get() < 0) {
     int err = errno;
     if (err == ENOENT) {
@@ -785,8 +783,8 @@ Result<std::vector<uint8_t>> ReadKeystoreFile(int dirfd, const std::string& dir)
   if (fstat(fd.get(), &st) != 0) return IoError("cannot stat " + dir + "/" + name, errno);
   KH_RETURN_IF_ERROR(CheckFileStat(st, dir, kKeystoreFileName));
   if (st.st_size < 0 || static_cast<uint64_t>(st.st_size) > kMaxKeystoreFileSize) {
-    return Error(ErrorCode::kMalformed, "keystore file is larger than " +
-                                            std::to_string(kMaxKeystoreFileSize) + " bytes");
+    return Error(ErrorCode::kMalformed,
+                 "keystore file is larger than " + std::to_string(kMaxKeystoreFileSize) + " bytes");
   }
   // One byte more than the limit, so a file that grew after fstat is still caught.
   std::vector<uint8_t> buf(static_cast<size_t>(st.st_size) + 1);
@@ -878,8 +876,7 @@ Argon2idParams Calibrate(double target_seconds) {
   RandomBytes(salt);
   auto start = std::chrono::steady_clock::now();
   auto probe = Argon2id(password, salt, params, 32);
-  double elapsed =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   if (!probe.ok() || elapsed <= 0 || !(target_seconds > elapsed)) return params;
   // Time grows linearly with iterations at fixed memory.
   double scaled = std::floor(static_cast<double>(params.iterations) * target_seconds / elapsed);
@@ -959,9 +956,9 @@ struct Keystore::Impl final : envelope::KekResolver {
         if (!s.ok()) {
           // Put back what was moved so a failure leaves the snapshot as it was.
           for (auto& [fid, fsecret] : fresh) secrets.emplace(fid, std::move(fsecret));
-          return Error(ErrorCode::kAuthFailed,
-                       "keystore integrity check failed: the secret of " +
-                           VersionLabel(k.name, v.version) + " does not decrypt");
+          return Error(ErrorCode::kAuthFailed, "keystore integrity check failed: the secret of " +
+                                                   VersionLabel(k.name, v.version) +
+                                                   " does not decrypt");
         }
         fresh.emplace(id, std::move(secret));
       }
@@ -1070,8 +1067,8 @@ struct Keystore::Impl final : envelope::KekResolver {
     const VersionRec& v = key->versions[version - 1];
     if (v.state != KeyState::kActive) {
       return Error(ErrorCode::kPolicyRefused,
-                   VersionLabel(key->name, version) + " is " +
-                       std::string(KeyStateName(v.state)) + " and cannot encrypt",
+                   VersionLabel(key->name, version) + " is " + std::string(KeyStateName(v.state)) +
+                       " and cannot encrypt",
                    "encrypt to an active version (the primary is used by default)");
     }
     if (version < key->policy.min_decryption_version) {
@@ -1109,8 +1106,8 @@ std::string_view KeyStateName(KeyState state) {
 }
 
 Result<KeyState> ParseKeyState(std::string_view name) {
-  for (KeyState s : {KeyState::kActive, KeyState::kDecryptOnly, KeyState::kDisabled,
-                     KeyState::kDestroyed}) {
+  for (KeyState s :
+       {KeyState::kActive, KeyState::kDecryptOnly, KeyState::kDisabled, KeyState::kDestroyed}) {
     if (KeyStateName(s) == name) return s;
   }
   return Error(ErrorCode::kInvalidArgument, "unknown key state '" + std::string(name) + "'",
@@ -1156,8 +1153,8 @@ Status Keystore::Init(const std::string& dir, const SecretBytes& passphrase,
   std::string slot_id = slot.id;
   body.slots.push_back(std::move(slot));
   KH_ASSIGN_OR_RETURN(std::string out, Serialize(body, master));
-  KH_RETURN_IF_ERROR(WriteFileAtomically(dir + "/" + main_name, Bytes(out),
-                                         AtomicFile::Overwrite::kNo, 0600));
+  KH_RETURN_IF_ERROR(
+      WriteFileAtomically(dir + "/" + main_name, Bytes(out), AtomicFile::Overwrite::kNo, 0600));
   if (audit != nullptr) {
     AuditEvent event{"keystore.init",
                      {{"slot", slot_id},
@@ -1217,8 +1214,8 @@ Result<Keystore> Keystore::Open(const std::string& dir, const Unlocker& unlocker
   if (!master && unlocker.passphrase && !unlocker.passphrase->empty()) {
     for (const SlotRec& slot : parsed.body.slots) {
       if (slot.kind != SlotKind::kPassphrase) continue;
-      KH_ASSIGN_OR_RETURN(SecretBytes kek, Argon2id(unlocker.passphrase->ExposeSecret(),
-                                                    slot.salt, slot.kdf, kAesGcmKeySize));
+      KH_ASSIGN_OR_RETURN(SecretBytes kek, Argon2id(unlocker.passphrase->ExposeSecret(), slot.salt,
+                                                    slot.kdf, kAesGcmKeySize));
       auto opened = OpenSlotWithKek(slot, kek);
       if (opened.ok()) {
         master = std::move(opened).value();
@@ -1371,8 +1368,8 @@ Status Transition(Body& body, AuditEvent& event, std::string_view name, uint32_t
     std::string hint;
     if (v->state == KeyState::kDestroyed) hint = "a destroyed version cannot be used again";
     return Error(ErrorCode::kPolicyRefused,
-                 "cannot " + std::string(verb) + " " + VersionLabel(name, version) +
-                     ": it is " + std::string(KeyStateName(v->state)),
+                 "cannot " + std::string(verb) + " " + VersionLabel(name, version) + ": it is " +
+                     std::string(KeyStateName(v->state)),
                  hint);
   }
   KeyState from = v->state;
@@ -1392,8 +1389,8 @@ Status Transition(Body& body, AuditEvent& event, std::string_view name, uint32_t
 Status Keystore::RetireVersion(std::string_view name, uint32_t version) {
   return impl_->Mutate(
       [&](Body& body, AuditEvent& event) {
-        return Transition(body, event, name, version, {KeyState::kActive},
-                          KeyState::kDecryptOnly, "retire", "key.retire");
+        return Transition(body, event, name, version, {KeyState::kActive}, KeyState::kDecryptOnly,
+                          "retire", "key.retire");
       },
       false);
 }
@@ -1401,9 +1398,8 @@ Status Keystore::RetireVersion(std::string_view name, uint32_t version) {
 Status Keystore::DisableVersion(std::string_view name, uint32_t version) {
   return impl_->Mutate(
       [&](Body& body, AuditEvent& event) {
-        return Transition(body, event, name, version,
-                          {KeyState::kActive, KeyState::kDecryptOnly}, KeyState::kDisabled,
-                          "disable", "key.disable");
+        return Transition(body, event, name, version, {KeyState::kActive, KeyState::kDecryptOnly},
+                          KeyState::kDisabled, "disable", "key.disable");
       },
       false);
 }
@@ -1428,10 +1424,10 @@ Status Keystore::DestroyVersion(std::string_view name, uint32_t version, bool co
   }
   return impl_->Mutate(
       [&](Body& body, AuditEvent& event) -> Status {
-        KH_RETURN_IF_ERROR(Transition(body, event, name, version,
-                                      {KeyState::kActive, KeyState::kDecryptOnly,
-                                       KeyState::kDisabled},
-                                      KeyState::kDestroyed, "destroy", "key.destroy"));
+        KH_RETURN_IF_ERROR(
+            Transition(body, event, name, version,
+                       {KeyState::kActive, KeyState::kDecryptOnly, KeyState::kDisabled},
+                       KeyState::kDestroyed, "destroy", "key.destroy"));
         KH_ASSIGN_OR_RETURN(VersionRec * v, FindVersion(body, name, version));
         v->nonce.fill(0);
         v->sealed.fill(0);
@@ -1458,9 +1454,10 @@ Status Keystore::SetPolicy(std::string_view name, std::optional<uint32_t> rotati
           uint32_t limit = std::max<uint32_t>(newest_active, 1);
           if (m == 0 || m > limit) {
             return Error(ErrorCode::kInvalidArgument,
-                         "min_decryption_version " + std::to_string(m) + " must be between 1 "
-                             "and the primary version " + std::to_string(limit) + " of key " +
-                             key->name,
+                         "min_decryption_version " + std::to_string(m) +
+                             " must be between 1 "
+                             "and the primary version " +
+                             std::to_string(limit) + " of key " + key->name,
                          "rotate the key first to raise it further");
           }
           key->policy.min_decryption_version = m;
@@ -1532,7 +1529,8 @@ Result<std::string> Keystore::AddRecipientSlot(const X25519PublicKey& recipient)
         KH_ASSIGN_OR_RETURN(SlotRec slot, MakeRecipientSlot(body, impl_->master, recipient));
         id = slot.id;
         event = {"slot.add",
-                 {{"slot", id}, {"kind", "recipient"},
+                 {{"slot", id},
+                  {"kind", "recipient"},
                   {"recipient", envelope::EncodeRecipient(recipient)}}};
         body.slots.push_back(std::move(slot));
         return OkStatus();
@@ -1556,8 +1554,7 @@ Status Keystore::RemoveSlot(std::string_view id) {
                        "cannot remove " + std::string(id) + ": it is the last unlock slot",
                        "add another slot first, or the keystore could never be opened again");
         }
-        event = {"slot.remove",
-                 {{"slot", it->id}, {"kind", std::string(SlotKindName(it->kind))}}};
+        event = {"slot.remove", {{"slot", it->id}, {"kind", std::string(SlotKindName(it->kind))}}};
         body.slots.erase(it);
         return OkStatus();
       },
@@ -1580,9 +1577,9 @@ Status Keystore::AddRecipient(std::string_view name, const X25519PublicKey& reci
           return Error(ErrorCode::kPolicyRefused, "the address book is full");
         }
         body.recipients.push_back({std::string(name), recipient});
-        event = {"recipient.add",
-                 {{"name", std::string(name)},
-                  {"recipient", envelope::EncodeRecipient(recipient)}}};
+        event = {
+            "recipient.add",
+            {{"name", std::string(name)}, {"recipient", envelope::EncodeRecipient(recipient)}}};
         return OkStatus();
       },
       false);

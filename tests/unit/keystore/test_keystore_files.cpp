@@ -170,29 +170,29 @@ TEST_CASE("tamper: edits that keep the file well formed are caught by the MAC", 
     Edit edit;
   };
   const Case cases[] = {
-      {"re-enable a disabled state", [](nlohmann::json& b) {
-         b["keys"][0]["versions"][1]["state"] = "active";
-       }},
-      {"lower min_decryption_version", [](nlohmann::json& b) {
+      {"re-enable a disabled state",
+       [](nlohmann::json& b) { b["keys"][0]["versions"][1]["state"] = "active"; }},
+      {"lower min_decryption_version",
+       [](nlohmann::json& b) {
          b["keys"][0]["policy"]["min_decryption_version"] = 1;
          b["keys"][0]["policy"]["rotation_days"] = 0;
        }},
-      {"swap version secrets", [](nlohmann::json& b) {
+      {"swap version secrets",
+       [](nlohmann::json& b) {
          std::swap(b["keys"][0]["versions"][1]["secret"], b["keys"][0]["versions"][2]["secret"]);
          std::swap(b["keys"][0]["versions"][1]["nonce"], b["keys"][0]["versions"][2]["nonce"]);
        }},
       {"drop a slot", [](nlohmann::json& b) { b["slots"].erase(0); }},
-      {"duplicate a slot", [](nlohmann::json& b) {
+      {"duplicate a slot",
+       [](nlohmann::json& b) {
          nlohmann::json s = b["slots"][1];
          s["id"] = "0123456789ab";
          b["slots"].push_back(s);
        }},
-      {"swap wrapped keys between slots", [](nlohmann::json& b) {
-         std::swap(b["slots"][0]["wrapped"], b["slots"][1]["wrapped"]);
-       }},
-      {"change a recipient", [](nlohmann::json& b) {
-         b["recipients"][0]["public_key"] = std::string(64, 'a');
-       }},
+      {"swap wrapped keys between slots",
+       [](nlohmann::json& b) { std::swap(b["slots"][0]["wrapped"], b["slots"][1]["wrapped"]); }},
+      {"change a recipient",
+       [](nlohmann::json& b) { b["recipients"][0]["public_key"] = std::string(64, 'a'); }},
       {"raise the generation", [](nlohmann::json& b) { b["generation"] = 1000; }},
       {"clear the default key", [](nlohmann::json& b) { b["default_key"] = nullptr; }},
   };
@@ -237,8 +237,8 @@ TEST_CASE("out-of-bounds KDF parameters are refused before any derivation", "[ke
     const char* field;
     uint64_t value;
   };
-  for (const Case& c : {Case{"m", 64ull * 1024 * 1024} /* 64 GiB in KiB */,
-                        Case{"m", 1024}, Case{"t", 0}, Case{"t", 1000000}, Case{"p", 4}}) {
+  for (const Case& c : {Case{"m", 64ull * 1024 * 1024} /* 64 GiB in KiB */, Case{"m", 1024},
+                        Case{"t", 0}, Case{"t", 1000000}, Case{"p", 4}}) {
     INFO(c.field << "=" << c.value);
     nlohmann::json body = ReadBody(MainFile(dir));
     std::string saved = ReadText(MainFile(dir));

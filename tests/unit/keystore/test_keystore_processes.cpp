@@ -32,8 +32,8 @@ struct ProcessFixture {
     REQUIRE(ks.AddRecipientSlot(id.public_key).ok());
     REQUIRE(ks.CreateKey("k", {}).ok());
     auto secret = id.secret.ExposeSecret();
-    WriteText(identity_file, std::string(reinterpret_cast<const char*>(secret.data()),
-                                         secret.size()));
+    WriteText(identity_file,
+              std::string(reinterpret_cast<const char*>(secret.data()), secret.size()));
   }
 };
 
@@ -102,9 +102,9 @@ TEST_CASE("crash: SIGKILL at any step leaves the old or the new generation", "[k
   pid_t probe = Spawn(f, "3", /*slow=*/true, log);
   REQUIRE(WaitExit(probe) == 0);
   auto span_us = std::chrono::duration_cast<std::chrono::microseconds>(
-                     std::chrono::steady_clock::now() - probe_start).count();
-  uint32_t max_delay_us =
-      static_cast<uint32_t>(std::clamp<int64_t>(span_us, 20000, 150000));
+                     std::chrono::steady_clock::now() - probe_start)
+                     .count();
+  uint32_t max_delay_us = static_cast<uint32_t>(std::clamp<int64_t>(span_us, 20000, 150000));
   previous = 4;
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(50);
   constexpr int kKills = 200;
@@ -168,8 +168,8 @@ TEST_CASE("concurrency: 8 processes rotating one key lose no version", "[keystor
   constexpr int kRotations = 25;
   std::vector<pid_t> pids;
   for (int i = 0; i < kProcesses; ++i) {
-    pids.push_back(Spawn(f, std::to_string(kRotations), false,
-                         f.tmp.Sub("p" + std::to_string(i) + ".log")));
+    pids.push_back(
+        Spawn(f, std::to_string(kRotations), false, f.tmp.Sub("p" + std::to_string(i) + ".log")));
   }
   for (int i = 0; i < kProcesses; ++i) {
     int status = WaitExit(pids[static_cast<size_t>(i)]);

@@ -29,8 +29,8 @@ KeyState StateOf(const Keystore& ks, std::string_view name, uint32_t version) {
 std::string SecretHex(const SecretBytes* s) { return HexEncode(s->ExposeSecret()); }
 
 TEST_CASE("key state names round trip", "[keystore]") {
-  for (KeyState s : {KeyState::kActive, KeyState::kDecryptOnly, KeyState::kDisabled,
-                     KeyState::kDestroyed}) {
+  for (KeyState s :
+       {KeyState::kActive, KeyState::kDecryptOnly, KeyState::kDisabled, KeyState::kDestroyed}) {
     auto parsed = ParseKeyState(KeyStateName(s));
     REQUIRE(parsed.ok());
     CHECK(*parsed == s);
@@ -513,9 +513,9 @@ TEST_CASE("every change reaches the audit sink, without secrets", "[keystore]") 
   std::vector<std::string> names;
   for (const AuditEvent& e : sink.events) names.push_back(e.event);
   std::vector<std::string> expected = {
-      "keystore.init", "key.create", "key.rotate", "key.retire", "key.disable",
-      "key.enable", "key.destroy", "key.policy", "keystore.default-key", "slot.add",
-      "slot.add", "slot.remove", "recipient.add", "recipient.remove"};
+      "keystore.init", "key.create",  "key.rotate",    "key.retire",           "key.disable",
+      "key.enable",    "key.destroy", "key.policy",    "keystore.default-key", "slot.add",
+      "slot.add",      "slot.remove", "recipient.add", "recipient.remove"};
   CHECK(names == expected);
   for (size_t i = 1; i < sink.events.size(); ++i) {
     CHECK(sink.events[i].generation == sink.events[i - 1].generation + 1);
@@ -553,7 +553,7 @@ TEST_CASE("destroyed secrets are gone from both files", "[keystore]") {
   REQUIRE(ks.RotateKey("k").ok());  // so the .bak also holds version 1's sealed secret
   for (const std::string& path : {MainFile(dir), BakFile(dir)}) {
     std::string text = ReadText(path);
-    CHECK(text.find(sealed) != std::string::npos);  // the grep below can find it
+    CHECK(text.find(sealed) != std::string::npos);     // the grep below can find it
     CHECK(text.find(plain_hex) == std::string::npos);  // never stored in the clear
     CHECK(text.find(plain_b64) == std::string::npos);
   }
