@@ -60,6 +60,27 @@ TEST_CASE("permissions: only the owner may read or write", "[keystore]") {
   CHECK(init.error().code == ErrorCode::kInsecurePermissions);
 }
 
+TEST_CASE("non-regular keystore files are refused without blocking", "[keystore]") {
+  TempDir tmp;
+  std::string dir = tmp.Sub("ks");
+  InitCheap(dir);
+  std::string saved = ReadText(MainFile(dir));
+  REQUIRE(unlink(MainFile(dir).c_str()) == 0);
+  REQUIRE(mkfifo(MainFile(dir).c_str(), 0600) == 0);  // open(O_RDONLY) would block without a writer
+  auto r = Keystore::Open(dir, WithPassphrase());
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.error().code == ErrorCode::kMalformed);
+  REQUIRE(unlink(MainFile(dir).c_str()) == 0);
+  WriteText(MainFile(dir), saved);
+  OpenOrDie(dir, WithPassphrase());
+
+  std::string file = tmp.Sub("plain");
+  WriteText(file, "x");
+  auto not_dir = Keystore::Open(file, WithPassphrase());
+  REQUIRE_FALSE(not_dir.ok());
+  CHECK(not_dir.error().code == ErrorCode::kInvalidArgument);
+}
+
 TEST_CASE("permissions: symlinks and other owners", "[keystore]") {
   TempDir tmp;
   std::string dir = tmp.Sub("ks");
