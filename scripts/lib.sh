@@ -39,3 +39,17 @@ build() {
   cmake --build "$dir" -j "$(nproc)" -- --no-print-directory >/dev/null 2>"$dir.build.log" || {
     cat "$dir.build.log" >&2; return 1; }
 }
+
+# build_fuzz DIR TARGET...: the clang libFuzzer build (tests/fuzz), only the given targets.
+KEYHOLD_FUZZ_TARGETS=(header context decrypt keystore audit)
+build_fuzz() {
+  local dir=$1; shift
+  local launcher=()
+  command -v ccache >/dev/null 2>&1 && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
+  if [ ! -f "$dir/CMakeCache.txt" ]; then
+    cmake -S "$KEYHOLD_ROOT" -B "$dir" "${launcher[@]}" -DCMAKE_CXX_COMPILER=clang++-14 \
+      -DKEYHOLD_FUZZ=ON -DKEYHOLD_TESTS=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+  fi
+  cmake --build "$dir" -j "$(nproc)" --target "$@" -- --no-print-directory \
+    >/dev/null 2>"$dir.build.log" || { cat "$dir.build.log" >&2; return 1; }
+}
