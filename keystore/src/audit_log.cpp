@@ -385,11 +385,16 @@ Result<std::string> EncodeHead(const Head& h, std::span<const uint8_t> key) {
 // nullopt if the file does not exist; kAuthFailed if it is not a head written with `key`.
 Result<std::optional<Head>> ReadHead(const std::string& dir, std::span<const uint8_t> key) {
   const std::string path = dir + "/" + std::string(kAuditHeadFileName);
-  Fd fd(open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+  // O_NONBLOCK: a FIFO planted in place of the head must not hang keyhold in open().
+  Fd fd(open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
   if (fd.get() < 0) {
     if (errno == ENOENT) return std::optional<Head>();
     return Error(ErrorCode::kAuthFailed, std::string(kAuditHeadFileName) +
                                              " cannot be opened: " + std::strerror(errno));
+  }
+  struct stat st;
+  if (fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode)) {
+    return Error(ErrorCode::kAuthFailed, std::string(kAuditHeadFileName) + " is not a file");
   }
   std::vector<uint8_t> buf(kMaxHeadFileSize + 1);
   KH_ASSIGN_OR_RETURN(size_t n, ReadFull(fd.get(), buf));
@@ -550,9 +555,21 @@ Result<AuditVerifyReport> Scan(const std::string& dir, std::span<const uint8_t> 
   }
   AuditVerifyReport report;
   const std::string log_path = dir + "/" + std::string(kAuditLogFileName);
-  Fd fd(open(log_path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+  Fd fd(open(log_path.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
+  if (fd.get() < 0 && errno == ELOOP) {
+    report.first_bad = AuditFinding{0, std::string(kAuditLogFileName) + " is a symbolic link"};
+    return report;
+  }
   if (fd.get() < 0 && errno != ENOENT) return IoError("cannot open " + log_path, errno);
-  if (fd.get() >= 0) KH_RETURN_IF_ERROR(Lock(fd.get(), LOCK_SH, log_path));
+  if (fd.get() >= 0) {
+    struct stat st;
+    if (fstat(fd.get(), &st) != 0) return IoError("cannot stat " + log_path, errno);
+    if (!S_ISREG(st.st_mode)) {
+      report.first_bad = AuditFinding{0, std::string(kAuditLogFileName) + " is not a file"};
+      return report;
+    }
+    KH_RETURN_IF_ERROR(Lock(fd.get(), LOCK_SH, log_path));
+  }
   // Read under the log's lock: appenders replace the head while holding it.
   auto head_result = ReadHead(dir, key);
   std::optional<Head> head;
@@ -721,6 +738,11 @@ Result<AuditVerifyReport> Scan(const std::string& dir, std::span<const uint8_t> 
   }
   if (!stopped && !torn.empty()) stop(torn.front().line, torn.front().reason, nullptr);
   if (stopped) return report;  // the end cannot be judged past the first bad entry
+  if (report.lines == 0 && !head && !head_problem) {
+    // An appender killed between creating audit.log and writing the seq-0 head.
+    return Error(ErrorCode::kNotFound, "no audit log in " + dir,
+                 "keyhold starts it at `keyhold init` and appends to it on every change");
+  }
 
   if (unterminated_entry) {
     report.notes.push_back("the last line lacks its newline (an append was interrupted); the "

@@ -1,4 +1,5 @@
 // Append, verify and every kind of tampering the audit log promises to detect.
+#include <stdio.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -487,6 +488,49 @@ TEST_CASE("audit.log must be a private regular file", "[audit]") {
     REQUIRE((*log)->RecordKeyUse("decrypt", {"k v1"}, "x").ok());
     CHECK((*log)->Flush().error().code == ErrorCode::kInsecurePermissions);
     CHECK(ReadAll(target).empty());
+  }
+}
+
+TEST_CASE("planted FIFOs and symlinks neither hang nor pass", "[audit]") {
+  TempDir dir;
+  MakeLog(dir.path(), 0);
+  SecretBytes key = TestKey();
+  SECTION("a FIFO as the head") {
+    REQUIRE(unlink(dir.HeadPath().c_str()) == 0);
+    REQUIRE(mkfifo(dir.HeadPath().c_str(), 0600) == 0);
+    auto r = VerifyOk(dir.path());
+    REQUIRE_FALSE(r.intact());
+    CHECK(r.findings.at(0).reason.find("not a file") != std::string::npos);
+    auto log = AuditLog::Open(dir.path(), TestKey(), 0);
+    REQUIRE((*log)->RecordKeyUse("decrypt", {"k v1"}, "x").ok());
+    CHECK((*log)->Flush().error().code == ErrorCode::kAuthFailed);
+  }
+  SECTION("a FIFO as the log") {
+    REQUIRE(unlink(dir.Log().c_str()) == 0);
+    REQUIRE(mkfifo(dir.Log().c_str(), 0600) == 0);
+    auto r = VerifyOk(dir.path());
+    REQUIRE(r.first_bad);
+    CHECK(r.first_bad->reason.find("not a file") != std::string::npos);
+    auto log = AuditLog::Open(dir.path(), TestKey(), 0);
+    REQUIRE((*log)->RecordKeyUse("decrypt", {"k v1"}, "x").ok());
+    CHECK((*log)->Flush().error().code == ErrorCode::kInsecurePermissions);
+  }
+  SECTION("a symlink as the log") {
+    std::string real = dir.path() + "/real.log";
+    REQUIRE(rename(dir.Log().c_str(), real.c_str()) == 0);
+    REQUIRE(symlink(real.c_str(), dir.Log().c_str()) == 0);
+    auto r = VerifyOk(dir.path());
+    REQUIRE(r.first_bad);
+    CHECK(r.first_bad->reason.find("symbolic link") != std::string::npos);
+  }
+  SECTION("an empty log without a head is no log (a crash right after creating it)") {
+    WriteAllText(dir.Log(), "");
+    REQUIRE(unlink(dir.HeadPath().c_str()) == 0);
+    CHECK(AuditLog::Verify(dir.path(), key.ExposeSecret()).error().code == ErrorCode::kNotFound);
+    auto log = AuditLog::Open(dir.path(), TestKey(), 0);
+    REQUIRE((*log)->RecordKeyUse("decrypt", {"k v1"}, "x").ok());
+    REQUIRE((*log)->Flush().ok());
+    CHECK(VerifyOk(dir.path()).intact());
   }
 }
 
