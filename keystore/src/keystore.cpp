@@ -1233,7 +1233,7 @@ Result<Keystore> Keystore::Open(const std::string& dir, const Unlocker& unlocker
                    "restore the directory from a trusted backup");
     }
     return Error(ErrorCode::kWrongPassphrase, "no unlock slot could be opened",
-                 "check the passphrase or identity; `keyhold slot list` shows the slots");
+                 "check the passphrase, or unlock through a recovery slot with --identity FILE");
   }
   // The slot list, the KDF parameters and every wrapped key are under this MAC: a slot
   // added or swapped by someone without the master key is caught here.
@@ -1420,7 +1420,7 @@ Status Keystore::DestroyVersion(std::string_view name, uint32_t version, bool co
     return Error(ErrorCode::kPolicyRefused,
                  "destroying " + VersionLabel(name, version) + " needs confirmation",
                  "objects wrapped only to it become unreadable for good; confirm explicitly "
-                 "(--yes-destroy)");
+                 "(--yes-destroy-key-material)");
   }
   return impl_->Mutate(
       [&](Body& body, AuditEvent& event) -> Status {
