@@ -81,6 +81,7 @@ int Main(int argc, char** argv) {
   RegisterReencrypt(app, ctx, run);
   RegisterScan(app, ctx, run);
   RegisterLog(app, ctx, run);
+  RegisterDoctor(app, ctx, run);
 
   try {
     app.parse(argc, argv);

@@ -31,6 +31,7 @@ void RegisterRewrap(CLI::App& app, Context& ctx, Runner& run);
 void RegisterReencrypt(CLI::App& app, Context& ctx, Runner& run);
 void RegisterScan(CLI::App& app, Context& ctx, Runner& run);
 void RegisterLog(CLI::App& app, Context& ctx, Runner& run);
+void RegisterDoctor(CLI::App& app, Context& ctx, Runner& run);
 
 }  // namespace keyhold::cli
 
