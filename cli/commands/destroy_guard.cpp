@@ -34,13 +34,23 @@ Result<int> RunKeyDestroy(Context& ctx, const std::string& name, uint32_t versio
     std::vector<std::string> skipped;
     KH_ASSIGN_OR_RETURN(std::vector<ScanEntry> entries, ScanPaths(scan_paths, DefaultJobs(), &skipped));
     for (const auto& s : skipped) Warn("skipped " + Printable(s));
-    size_t unreadable = 0;
+    size_t unreadable = 0, malformed = 0;
     for (const auto& e : entries) {
-      if (e.kind == ScanEntry::kMalformed || e.kind == ScanEntry::kUnreadable) ++unreadable;
+      if (e.kind == ScanEntry::kUnreadable) ++unreadable;
+      if (e.kind == ScanEntry::kMalformed) ++malformed;
     }
     std::vector<std::string> dependents =
         ObjectsDependingOn(entries, ks->ListKeys(), key.key_id, version);
     if (!dependents.empty()) {
+      if (!force) {
+        PrintError(Error(ErrorCode::kPolicyRefused,
+                         std::to_string(dependents.size()) +
+                             " scanned object(s) can only be opened with " + label +
+                             " by this keystore: refusing to destroy it",
+                         "rewrap them first (`keyhold rewrap --from " + name + "@" +
+                             std::to_string(version) +
+                             " PATH`), or add --force to destroy anyway"));
+      }
       for (size_t i = 0; i < dependents.size() && i < kMaxListedDependents; ++i) {
         std::fprintf(stderr, "keyhold: depends on %s: %s\n", label.c_str(),
                      Printable(dependents[i]).c_str());
@@ -49,22 +59,24 @@ Result<int> RunKeyDestroy(Context& ctx, const std::string& name, uint32_t versio
         std::fprintf(stderr, "keyhold: ... and %zu more (see `keyhold scan --json`)\n",
                      dependents.size() - kMaxListedDependents);
       }
-      if (!force) {
-        return Error(ErrorCode::kPolicyRefused,
-                     std::to_string(dependents.size()) + " scanned object(s) can only be opened "
-                     "with " + label + " by this keystore: refusing to destroy it",
-                     "rewrap them first (`keyhold rewrap --from " + name + "@" +
-                         std::to_string(version) + " PATH`), or add --force to destroy anyway");
-      }
+      if (!force) return ExitCodeFor(ErrorCode::kPolicyRefused);
       // Always shown, even with -q: this is the moment data is lost.
       std::fprintf(stderr,
                    "keyhold: warning: --force: destroying %s although %zu scanned object(s) "
                    "depend on it; they become unrecoverable through this keystore\n",
                    label.c_str(), dependents.size());
     }
-    if (unreadable > 0) {
-      Warn(std::to_string(unreadable) + " scanned file(s) were malformed or unreadable and could "
-           "not be checked");
+    // A file we could not read might depend on the version: that is not a pass.
+    if (unreadable > 0 && !force) {
+      return Error(ErrorCode::kPolicyRefused,
+                   std::to_string(unreadable) + " scanned file(s) could not be read, so "
+                   "whether they depend on " + label + " is unknown",
+                   "fix their permissions and scan again (`keyhold scan --json` lists them), "
+                   "or add --force");
+    }
+    if (malformed > 0 || unreadable > 0) {
+      Warn(std::to_string(malformed + unreadable) +
+           " scanned file(s) were malformed or unreadable and were not checked");
     }
   }
   KH_RETURN_IF_ERROR(ks->DestroyVersion(name, version, true));
