@@ -7,6 +7,10 @@
 #include <cerrno>
 #include <cstring>
 
+#include <algorithm>
+#include <array>
+
+#include "keyhold/crypto/constant_time.h"
 #include "keyhold/crypto/encoding.h"
 #include "keyhold/crypto/file_io.h"
 #include "ui.h"
@@ -22,32 +26,50 @@ Error OpenError(const std::string& path, int err) {
   return Error(ErrorCode::kIo, path + ": " + std::strerror(err));
 }
 
-// Closes an fd on scope exit.
-class Fd {
- public:
-  explicit Fd(int fd = -1) : fd_(fd) {}
-  ~Fd() {
-    if (fd_ > STDERR_FILENO) close(fd_);
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  int get() const { return fd_; }
-
- private:
-  int fd_;
-};
-
-Result<int> OpenInput(const std::string& path) {
-  if (IsStdio(path)) return STDIN_FILENO;
+// Opens a named input for streaming (any kind of file the user names: a FIFO or
+// /dev/fd/N from process substitution is a valid stream). Directories are refused.
+Result<UniqueFd> OpenInput(const std::string& path) {
+  if (IsStdio(path)) return UniqueFd(STDIN_FILENO);
   int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return OpenError(path, errno);
+  UniqueFd owned(fd);
   struct stat st;
   if (fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
-    close(fd);
     return Error(ErrorCode::kInvalidArgument, path + ": is a directory",
                  "use -O DIR to process a directory tree");
   }
-  return fd;
+  return owned;
+}
+
+// Opens a regular file without blocking on a FIFO or device planted under that name.
+Result<UniqueFd> OpenRegular(const std::string& path, Follow follow, struct stat* st) {
+  int flags = O_RDONLY | O_CLOEXEC | O_NONBLOCK;
+  if (follow == Follow::kNoSymlinks) flags |= O_NOFOLLOW;
+  int fd = open(path.c_str(), flags);
+  if (fd < 0) {
+    if (errno == ELOOP) {
+      return Error(ErrorCode::kInvalidArgument,
+                   path + ": is a symbolic link; refusing to rewrite through it",
+                   "run the command on the link's target");
+    }
+    return OpenError(path, errno);
+  }
+  UniqueFd owned(fd);
+  if (fstat(fd, st) != 0) return OpenError(path, errno);
+  if (S_ISDIR(st->st_mode)) return Error(ErrorCode::kInvalidArgument, path + ": is a directory");
+  if (!S_ISREG(st->st_mode)) {
+    return Error(ErrorCode::kInvalidArgument, path + ": not a regular file");
+  }
+  int fl = fcntl(fd, F_GETFL);
+  if (fl >= 0) fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+  return owned;
+}
+
+bool StartsWithMagic(int fd) {
+  uint8_t buf[envelope::kMagic.size()];
+  auto n = PreadFull(fd, buf, 0);
+  return n.ok() && *n == sizeof(buf) &&
+         std::equal(envelope::kMagic.begin(), envelope::kMagic.end(), buf);
 }
 
 }  // namespace
@@ -74,19 +96,36 @@ std::string DescribeStanza(const envelope::Stanza& stanza) {
          std::to_string(std::get<envelope::UnknownStanza>(stanza).kind);
 }
 
-Result<ObjectLocation> LocateObject(const std::string& path) {
+Result<ObjectLocation> LocateObject(const std::string& path, Follow follow) {
   ObjectLocation loc;
   loc.path = path;
   struct stat st;
-  if (stat(path.c_str(), &st) != 0) return OpenError(path, errno);
-  if (S_ISDIR(st.st_mode)) return Error(ErrorCode::kInvalidArgument, path + ": is a directory");
+  KH_ASSIGN_OR_RETURN(loc.fd, OpenRegular(path, follow, &st));
+  loc.dev = st.st_dev;
+  loc.ino = st.st_ino;
   const std::string sidecar = SidecarPath(path);
   struct stat sst;
-  loc.detached = stat(sidecar.c_str(), &sst) == 0 && S_ISREG(sst.st_mode);
-  loc.header_path = loc.detached ? sidecar : path;
-  KH_ASSIGN_OR_RETURN(int hfd, OpenInput(loc.header_path));
-  Fd header_fd(hfd);
-  cobblestone::FdSource src(header_fd.get());
+  const bool sidecar_exists = lstat(sidecar.c_str(), &sst) == 0;
+  if (sidecar_exists && StartsWithMagic(loc.fd.get())) {
+    // Which header is the object's? Guessing lets a stale or planted sidecar hide the real
+    // header from rewrap and scan (rotation would silently skip the object).
+    return Error(ErrorCode::kMalformed,
+                 path + " has an in-file header and a sidecar " + sidecar + " too",
+                 "one of them is stale or was planted: if " + path +
+                     " was re-encrypted in-file, remove " + sidecar);
+  }
+  loc.detached = sidecar_exists;
+  UniqueFd header_fd;
+  int hfd = loc.fd.get();
+  if (loc.detached) {
+    loc.header_path = sidecar;
+    struct stat hst;
+    KH_ASSIGN_OR_RETURN(header_fd, OpenRegular(sidecar, follow, &hst));
+    hfd = header_fd.get();
+  } else {
+    loc.header_path = path;
+  }
+  cobblestone::FdSource src(hfd);
   auto header = envelope::ReadHeaderBytes(src);
   if (!header.ok()) {
     Error e = std::move(header).error();
@@ -97,23 +136,43 @@ Result<ObjectLocation> LocateObject(const std::string& path) {
   if (loc.detached) {
     // The sidecar must hold the header and nothing else.
     uint8_t extra;
-    KH_ASSIGN_OR_RETURN(size_t n, ReadFull(header_fd.get(), std::span(&extra, 1)));
+    KH_ASSIGN_OR_RETURN(size_t n, ReadFull(hfd, std::span(&extra, 1)));
     if (n != 0) {
-      return Error(ErrorCode::kMalformed, sidecar + ": trailing data after the header");
+      return Error(ErrorCode::kMalformed, sidecar + ": trailing bytes after the header");
     }
     loc.payload_offset = 0;
     loc.payload_size = static_cast<uint64_t>(st.st_size);
   } else {
     loc.payload_offset = loc.header_bytes.size();
-    loc.payload_size = static_cast<uint64_t>(st.st_size) - loc.header_bytes.size();
+    const auto size = static_cast<uint64_t>(st.st_size);
+    loc.payload_size = size > loc.payload_offset ? size - loc.payload_offset : 0;
   }
   return loc;
 }
 
+bool StillSameFile(const ObjectLocation& loc) {
+  struct stat st;
+  return lstat(loc.path.c_str(), &st) == 0 && st.st_dev == loc.dev && st.st_ino == loc.ino;
+}
+
+Status VerifyPayloadCommitment(const ObjectLocation& loc, const envelope::OpenedHeader& opened) {
+  std::array<uint8_t, cobblestone::kPrefixSize> prefix{};
+  KH_ASSIGN_OR_RETURN(size_t n, PreadFull(loc.fd.get(), prefix, loc.payload_offset));
+  const Error mismatch(ErrorCode::kAuthFailed,
+                       loc.path + ": the payload does not belong to this header",
+                       "the object was tampered with, or its header and payload were mixed up");
+  if (n != prefix.size()) return mismatch;
+  auto salt = std::span<const uint8_t>(prefix).first(cobblestone::kSaltSize);
+  auto commitment = std::span<const uint8_t>(prefix).subspan(cobblestone::kSaltSize);
+  KH_ASSIGN_OR_RETURN(cobblestone::DerivedKeys keys,
+                      cobblestone::Derive(opened.dek, salt, opened.immutable));
+  if (!ConstantTimeEquals(keys.commitment, commitment)) return mismatch;
+  return {};
+}
+
 Result<cobblestone::StreamStats> EncryptOne(const envelope::EncryptParams& params,
                                             const EncryptRequest& request) {
-  KH_ASSIGN_OR_RETURN(int in_raw, OpenInput(request.input));
-  Fd in(in_raw);
+  KH_ASSIGN_OR_RETURN(UniqueFd in, OpenInput(request.input));
   cobblestone::FdSource source(in.get());
   const auto overwrite = request.force ? AtomicFile::Overwrite::kYes : AtomicFile::Overwrite::kNo;
 
@@ -130,12 +189,25 @@ Result<cobblestone::StreamStats> EncryptOne(const envelope::EncryptParams& param
     return envelope::EncryptObject(params, source, out, out);
   }
 
+  const std::string sidecar = SidecarPath(request.output);
+  struct stat sst;
+  const bool stale_sidecar = !request.detached && lstat(sidecar.c_str(), &sst) == 0;
+  if (stale_sidecar && !request.force) {
+    // An in-file object beside an old NAME.hdr would be ambiguous to every later reader.
+    return Error(ErrorCode::kAlreadyExists,
+                 sidecar + " exists (the header of an earlier detached object)",
+                 "remove it, or use --force to replace the object and remove it");
+  }
   KH_ASSIGN_OR_RETURN(AtomicFile payload,
                       AtomicFile::Create(request.output, overwrite, CiphertextMode()));
   cobblestone::FdSink payload_sink(payload.fd());
   if (!request.detached) {
     KH_ASSIGN_OR_RETURN(auto stats, envelope::EncryptObject(params, source, payload_sink,
                                                             payload_sink));
+    if (stale_sidecar && unlink(sidecar.c_str()) != 0 && errno != ENOENT) {
+      return Error(ErrorCode::kIo, "cannot remove the stale " + sidecar + ": " +
+                                       std::strerror(errno));
+    }
     KH_RETURN_IF_ERROR(payload.Commit());
     return stats;
   }
@@ -155,25 +227,30 @@ Result<cobblestone::StreamStats> EncryptOne(const envelope::EncryptParams& param
 Result<DecryptOutcome> DecryptOne(const DecryptRequest& request, const envelope::Keyring& keyring) {
   DecryptOutcome outcome;
   std::vector<uint8_t> header_bytes;
-  int payload_raw = -1;
-  if (IsStdio(request.input)) {
-    cobblestone::FdSource src(STDIN_FILENO);
+  UniqueFd payload_fd;
+  struct stat st;
+  const bool stream = IsStdio(request.input) ||
+                      (stat(request.input.c_str(), &st) == 0 && !S_ISREG(st.st_mode) &&
+                       !S_ISDIR(st.st_mode));
+  if (stream) {
+    // stdin, a FIFO or /dev/fd/N: the header comes first on the stream, no sidecar.
+    KH_ASSIGN_OR_RETURN(payload_fd, OpenInput(request.input));
+    cobblestone::FdSource src(payload_fd.get());
     KH_ASSIGN_OR_RETURN(header_bytes, envelope::ReadHeaderBytes(src));
-    payload_raw = STDIN_FILENO;
   } else {
+    // One open: the header and the payload come from the same file.
     KH_ASSIGN_OR_RETURN(ObjectLocation loc, LocateObject(request.input));
     header_bytes = std::move(loc.header_bytes);
-    KH_ASSIGN_OR_RETURN(payload_raw, OpenInput(request.input));
-    if (loc.payload_offset > 0 &&
-        lseek(payload_raw, static_cast<off_t>(loc.payload_offset), SEEK_SET) < 0) {
-      close(payload_raw);
+    payload_fd = std::move(loc.fd);
+    if (lseek(payload_fd.get(), static_cast<off_t>(loc.payload_offset), SEEK_SET) < 0) {
       return Error(ErrorCode::kIo, request.input + ": seek failed");
     }
   }
-  Fd payload_fd(payload_raw);
   KH_ASSIGN_OR_RETURN(envelope::OpenedHeader opened,
                       envelope::OpenHeader(header_bytes, keyring, request.expected));
-  outcome.opened_with = DescribeStanza(opened.header.stanzas[opened.opened_stanza]);
+  const envelope::Stanza& used = opened.header.stanzas[opened.opened_stanza];
+  outcome.opened_with = DescribeStanza(used);
+  if (const auto* k = std::get_if<envelope::KekStanza>(&used)) outcome.kek = *k;
   outcome.object_id = HexEncode(opened.header.object_id);
   cobblestone::FdSource source(payload_fd.get());
   cobblestone::Options engine;

@@ -13,6 +13,7 @@
 #include "keyhold/crypto/cobblestone.h"
 #include "keyhold/crypto/envelope.h"
 #include "keyhold/crypto/result.h"
+#include "unique_fd.h"
 
 namespace keyhold::cli {
 
@@ -25,7 +26,8 @@ std::string SidecarPath(const std::string& object_path);
 // Mode for new ciphertext files (0666 & ~umask); plaintext outputs are always 0600.
 mode_t CiphertextMode();
 
-// Where an object's header and payload are. `detached` when NAME.hdr exists beside NAME.
+// Where an object's header and payload are. `detached` when NAME.hdr exists beside NAME and
+// NAME does not start with a header itself.
 struct ObjectLocation {
   std::string path;
   bool detached = false;
@@ -33,9 +35,28 @@ struct ObjectLocation {
   std::vector<uint8_t> header_bytes;
   uint64_t payload_offset = 0;  // in `path`
   uint64_t payload_size = 0;
+  // `path`, opened once: read the payload through this fd, never by reopening the path, so
+  // a file renamed over `path` meanwhile cannot be mixed with this header.
+  UniqueFd fd;
+  dev_t dev = 0;
+  ino_t ino = 0;
 };
-// Reads the header of a file object (in-file or detached). kNotFound, kIo, kMalformed.
-Result<ObjectLocation> LocateObject(const std::string& path);
+
+enum class Follow { kSymlinks, kNoSymlinks };
+
+// Reads the header of a regular-file object (in-file or detached). kNotFound, kIo,
+// kInvalidArgument (a directory, FIFO or device; a symlink with kNoSymlinks — for commands
+// that rewrite the object), kMalformed (no header; or both an in-file header and a NAME.hdr
+// sidecar, which is ambiguous: one of them is stale or planted).
+Result<ObjectLocation> LocateObject(const std::string& path, Follow follow = Follow::kSymlinks);
+
+// True if `path` still names the file `loc` was read from (same device and inode).
+bool StillSameFile(const ObjectLocation& loc);
+
+// Checks that the payload at loc's payload offset was made with the opened header's data key
+// and immutable part (its Cobblestone key commitment), before a header is rewritten in front
+// of it. kAuthFailed otherwise.
+Status VerifyPayloadCommitment(const ObjectLocation& loc, const envelope::OpenedHeader& opened);
 
 struct EncryptRequest {
   std::string input;   // "-" or empty: stdin
@@ -55,7 +76,8 @@ struct DecryptRequest {
 };
 struct DecryptOutcome {
   cobblestone::StreamStats stats;
-  std::string opened_with;  // "key NAME vN" or "recipient FINGERPRINT"
+  std::string opened_with;  // "key NAME vN" or "recipient FINGERPRINT" (NAME from the header)
+  std::optional<envelope::KekStanza> kek;  // the kek stanza that opened it, if any
   std::string object_id;    // hex
 };
 Result<DecryptOutcome> DecryptOne(const DecryptRequest& request, const envelope::Keyring& keyring);

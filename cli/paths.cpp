@@ -68,12 +68,37 @@ Result<Expansion> ExpandInputs(const std::vector<std::string>& inputs, bool skip
   return out;
 }
 
-Status MakeParentDirs(const std::string& path) {
-  fs::path parent = fs::path(path).parent_path();
-  if (parent.empty()) return {};
+Status MakeParentDirs(const std::string& root, const std::string& path) {
+  auto ensure_dir = [](const std::string& dir) -> Status {
+    struct stat st;
+    if (lstat(dir.c_str(), &st) == 0) {
+      if (S_ISLNK(st.st_mode)) {
+        return Error(ErrorCode::kInvalidArgument,
+                     dir + ": is a symbolic link inside the output directory; refusing to "
+                           "write through it");
+      }
+      if (!S_ISDIR(st.st_mode)) return Error(ErrorCode::kIo, dir + ": not a directory");
+      return {};
+    }
+    if (mkdir(dir.c_str(), 0777) != 0 && errno != EEXIST) {
+      return Error(ErrorCode::kIo, "cannot create directory " + dir + ": " + std::strerror(errno));
+    }
+    return {};
+  };
+  // The root itself may be anything the user chose (even a link they made); what lies
+  // below it is checked component by component.
   std::error_code ec;
-  fs::create_directories(parent, ec);
-  if (ec) return Error(ErrorCode::kIo, "cannot create directory " + parent.string() + ": " + ec.message());
+  fs::create_directories(root, ec);
+  if (ec) return Error(ErrorCode::kIo, "cannot create directory " + root + ": " + ec.message());
+  fs::path rel = fs::path(path).lexically_relative(root).parent_path();
+  std::string dir = root;
+  for (const auto& part : rel) {
+    if (part == ".." || part == ".") {
+      return Error(ErrorCode::kInvalidArgument, "output path escapes " + root + ": " + path);
+    }
+    dir += "/" + part.string();
+    KH_RETURN_IF_ERROR(ensure_dir(dir));
+  }
   return {};
 }
 

@@ -26,8 +26,11 @@ struct Expansion {
 };
 Result<Expansion> ExpandInputs(const std::vector<std::string>& inputs, bool skip_sidecars);
 
-// Creates the parent directories of `path` (mode 0755 & ~umask), like mkdir -p.
-Status MakeParentDirs(const std::string& path);
+// Creates the directories between `root` (the -O DIR, created if missing) and `path`'s
+// parent, like mkdir -p, refusing any existing component that is a symbolic link or not a
+// directory, so outputs cannot be redirected outside `root` through a planted link.
+// `path` must be `root` + "/" + a relative path without "..".
+Status MakeParentDirs(const std::string& root, const std::string& path);
 
 // Parses repeated KEY=VALUE arguments into a context (kInvalidArgument on a missing '=',
 // a duplicate key, or a key or value that breaks the format's rules).

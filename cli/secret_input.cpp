@@ -1,6 +1,7 @@
 #include "secret_input.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -44,23 +45,47 @@ Result<SecretBytes> ReadSecretFromFd(int fd, bool line) {
   return SecretBytes::CopyOf(data.first(n));
 }
 
+// Terminal state saved while echo is off, readable from a signal handler: Ctrl-C at the
+// prompt must give the terminal back with echo on before the process dies.
+volatile sig_atomic_t g_tty_saved = 0;
+int g_tty_fd = -1;
+struct termios g_tty_termios {};
+struct sigaction g_prev_actions[3];
+constexpr int kPromptSignals[3] = {SIGINT, SIGTERM, SIGHUP};
+
+extern "C" void RestoreTtyAndChain(int sig) {
+  if (g_tty_saved) tcsetattr(g_tty_fd, TCSAFLUSH, &g_tty_termios);  // async-signal-safe
+  for (int i = 0; i < 3; ++i) {
+    if (kPromptSignals[i] != sig) continue;
+    sigaction(sig, &g_prev_actions[i], nullptr);  // the temp-file cleanup handler, or default
+  }
+  raise(sig);
+}
+
 class TtyEchoOff {
  public:
   explicit TtyEchoOff(int fd) : fd_(fd) {
-    if (tcgetattr(fd_, &saved_) == 0) {
-      struct termios t = saved_;
-      t.c_lflag &= ~static_cast<tcflag_t>(ECHO);
-      t.c_lflag |= ECHONL;
-      active_ = tcsetattr(fd_, TCSAFLUSH, &t) == 0;
-    }
+    if (tcgetattr(fd_, &g_tty_termios) != 0) return;
+    g_tty_fd = fd_;
+    struct sigaction sa {};
+    sa.sa_handler = RestoreTtyAndChain;
+    sigemptyset(&sa.sa_mask);
+    for (int i = 0; i < 3; ++i) sigaction(kPromptSignals[i], &sa, &g_prev_actions[i]);
+    g_tty_saved = 1;
+    struct termios t = g_tty_termios;
+    t.c_lflag &= ~static_cast<tcflag_t>(ECHO);
+    t.c_lflag |= ECHONL;
+    active_ = tcsetattr(fd_, TCSAFLUSH, &t) == 0;
   }
   ~TtyEchoOff() {
-    if (active_) tcsetattr(fd_, TCSAFLUSH, &saved_);
+    if (!g_tty_saved) return;
+    if (active_) tcsetattr(fd_, TCSAFLUSH, &g_tty_termios);
+    g_tty_saved = 0;
+    for (int i = 0; i < 3; ++i) sigaction(kPromptSignals[i], &g_prev_actions[i], nullptr);
   }
 
  private:
   int fd_;
-  struct termios saved_ {};
   bool active_ = false;
 };
 

@@ -7,6 +7,7 @@
 
 #include "audit_hooks.h"
 #include "commands/commands.h"
+#include "keyhold/crypto/encoding.h"
 #include "exit_codes.h"
 #include "object_ops.h"
 #include "paths.h"
@@ -81,6 +82,7 @@ Result<int> RunDecrypt(Context& ctx, const DecryptOptions& opts) {
   envelope::Keyring keyring{&resolver, identities};
 
   size_t done = 0, failed = 0;
+  bool wrote_stdout = false;
   int first_error_code = kExitOk;
   for (const auto& in : expansion.files) {
     DecryptRequest req;
@@ -92,7 +94,7 @@ Result<int> RunDecrypt(Context& ctx, const DecryptOptions& opts) {
       std::string rel = StripSuffix(in.relative);
       if (rel.empty()) rel = in.relative + ".out";
       req.output = opts.output_dir + "/" + rel;
-      if (auto s = MakeParentDirs(req.output); !s.ok()) return std::move(s).error();
+      if (auto s = MakeParentDirs(opts.output_dir, req.output); !s.ok()) return std::move(s).error();
     } else if (!opts.output.empty()) {
       req.output = opts.output;
     } else if (!IsStdio(in.path)) {
@@ -103,6 +105,7 @@ Result<int> RunDecrypt(Context& ctx, const DecryptOptions& opts) {
                      "give -o FILE, or -o - for standard output");
       }
     }
+    wrote_stdout = wrote_stdout || IsStdio(req.output);
     auto outcome = DecryptOne(req, keyring);
     if (!outcome.ok()) {
       Error err = std::move(outcome).error();
@@ -116,12 +119,21 @@ Result<int> RunDecrypt(Context& ctx, const DecryptOptions& opts) {
       continue;
     }
     ++done;
-    if (outcome->opened_with.rfind("key ", 0) == 0) {
-      AuditKeyUse(ctx, "decrypt", {outcome->opened_with.substr(4)}, in.path);
+    if (outcome->kek && ctx.LoadedKeystore() != nullptr) {
+      // Log the keystore's own name for the key id that opened the object: the name in the
+      // header is only a hint that anyone holding the data key could have rewritten.
+      std::string name = "key-id:" + HexEncode(outcome->kek->key_id);
+      for (const auto& k : ctx.LoadedKeystore()->ListKeys()) {
+        if (k.key_id == outcome->kek->key_id) name = k.name;
+      }
+      AuditKeyUse(ctx, "decrypt", {name + " v" + std::to_string(outcome->kek->version)},
+                  in.path);
     }
   }
   if (ctx.global.json) {
-    std::printf("%s\n", nlohmann::json{{"done", done}, {"failed", failed}}.dump().c_str());
+    // When the plaintext went to stdout, the summary must not be appended to it.
+    std::fprintf(wrote_stdout ? stderr : stdout, "%s\n",
+                 nlohmann::json{{"done", done}, {"failed", failed}}.dump().c_str());
   } else if (many) {
     Note("decrypted " + std::to_string(done) + " file(s)" +
          (failed ? ", " + std::to_string(failed) + " failed" : ""));

@@ -79,6 +79,7 @@ Result<int> RunEncrypt(Context& ctx, const EncryptOptions& opts) {
 
   size_t done = 0, failed = 0;
   uint64_t bytes = 0;
+  bool wrote_stdout = false;
   for (const auto& in : expansion.files) {
     EncryptRequest req;
     req.input = in.path;
@@ -89,12 +90,13 @@ Result<int> RunEncrypt(Context& ctx, const EncryptOptions& opts) {
         return Error(ErrorCode::kInvalidArgument, "standard input cannot be used with -O DIR");
       }
       req.output = opts.output_dir + "/" + in.relative + kObjectSuffix;
-      if (auto s = MakeParentDirs(req.output); !s.ok()) return std::move(s).error();
+      if (auto s = MakeParentDirs(opts.output_dir, req.output); !s.ok()) return std::move(s).error();
     } else if (!opts.output.empty()) {
       req.output = opts.output;
     } else if (!IsStdio(in.path)) {
       req.output = in.path + kObjectSuffix;  // file in, no -o: NAME -> NAME.kh
     }
+    wrote_stdout = wrote_stdout || IsStdio(req.output);
     auto stats = EncryptOne(params, req);
     if (!stats.ok()) {
       if (!many) return std::move(stats).error();
@@ -110,7 +112,8 @@ Result<int> RunEncrypt(Context& ctx, const EncryptOptions& opts) {
   if (ctx.global.json) {
     nlohmann::json j = {{"done", done}, {"failed", failed}, {"plaintext_bytes", bytes},
                         {"keys", used_keys}, {"recipients", opts.recipients.size()}};
-    std::printf("%s\n", j.dump().c_str());
+    // When the ciphertext went to stdout, the summary must not be appended to it.
+    std::fprintf(wrote_stdout ? stderr : stdout, "%s\n", j.dump().c_str());
   } else if (many) {
     Note("encrypted " + std::to_string(done) + " file(s), " + std::to_string(bytes) +
          " bytes" + (failed ? ", " + std::to_string(failed) + " failed" : ""));
