@@ -405,9 +405,8 @@ std::vector<Finding> CheckCorpus(const std::vector<ScanEntry>& entries, const Sc
   if (policy.keystore_known) {
     AddCorpusFinding(out, r.only_destroyed, "KH-OBJ-001", Severity::kHigh,
                      "objects wrapped only to destroyed key versions",
-                     "unless an offline recipient identity opens them, they are lost: decrypt "
-                     "them with it now and re-encrypt; restore nothing else from backups of "
-                     "the keystore without reading docs/keystore.md");
+                     "unless a recipient identity opens them they are lost: decrypt them "
+                     "with it (keyhold decrypt -i FILE) now and encrypt them again");
     AddCorpusFinding(out, r.only_disabled, "KH-OBJ-002", Severity::kHigh,
                      "objects wrapped only to disabled key versions",
                      "keyhold key enable NAME VERSION, keyhold rewrap the objects, then disable "
