@@ -20,6 +20,10 @@ kh --passphrase-file pass encrypt -k backups -o data.kh data.txt
 expect_code 0
 kh --passphrase-file pass decrypt -o data.out data.kh
 expect_code 0; expect_same data.txt data.out
+kh --passphrase-file pass key rotate backups
+expect_code 0
+kh --passphrase-file pass rewrap data.kh
+expect_code 0
 # Public-recipient work does not touch the keystore and is not logged.
 R=$("$KH_BIN" keygen -o me.key 2>/dev/null)
 kh encrypt -r "$R" -o pub.kh data.txt
@@ -35,6 +39,8 @@ expect_out '"event": "key.rotate"'
 expect_out '"event": "use.encrypt"'
 expect_out '"event": "use.decrypt"'
 expect_out '"keys": "backups v2"'
+expect_out '"event": "use.rewrap"'
+expect_out '"keys": "backups v3"'
 expect_out '"object": "data.kh"'
 expect_out '"verified": true'
 check; [[ "$OUT" != *'"verified": false'* ]] || fail "an entry is unverified"
@@ -70,7 +76,7 @@ cp ks/audit.head saved.head
 restore() { cp saved.log ks/audit.log; cp saved.head ks/audit.head; }
 
 # Change one character of the key.rotate entry (line 5).
-line=$(grep -n '"key.rotate"' ks/audit.log | cut -d: -f1)
+line=$(grep -n '"key.rotate"' ks/audit.log | head -n 1 | cut -d: -f1)
 sed -i "${line}s/\"version\":\"2\"/\"version\":\"3\"/" ks/audit.log
 kh --passphrase-file pass log verify
 expect_code 3; expect_error_format; expect_err "line $line: "
