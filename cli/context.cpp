@@ -78,7 +78,7 @@ Status Context::FinishAudit() {
   if (!audit_) return OkStatus();
   Status s = audit_->Flush();
   if (s.ok()) return s;
-  return Error(s.error().code, "key use could not be recorded in the audit log: " +
+  return Error(s.error().code, "the audit log could not be written: " +
                                    s.error().message, s.error().hint);
 }
 // --- end audit log ---------------------------------------------------------------------------
