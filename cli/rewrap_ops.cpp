@@ -375,6 +375,17 @@ Result<RewrapOutcome> RewrapObject(const std::string& path, const RewrapPlan& pl
   }
   int in_fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (in_fd < 0) return Error(ErrorCode::kIo, path + ": " + std::strerror(errno));
+  {
+    // The file was opened again by name: make sure it still starts with the header we opened
+    // (a concurrent replace would otherwise get our header on someone else's payload).
+    std::vector<uint8_t> again(loc.header_bytes.size());
+    auto n = PreadFull(in_fd, again, 0);
+    if (!n.ok() || *n != again.size() || again != loc.header_bytes) {
+      close(in_fd);
+      return Error(ErrorCode::kIo, path + ": the object changed while being rewrapped",
+                   "run the job again");
+    }
+  }
   KH_ASSIGN_OR_RETURN(AtomicFile out, AtomicFile::Create(path, AtomicFile::Overwrite::kYes, mode));
   Status s = out.Write(new_header);
   if (s.ok()) s = CopyRange(in_fd, loc.payload_offset, loc.payload_size, out.fd());
@@ -390,7 +401,8 @@ Result<ReencryptOutcome> ReencryptObject(const std::string& path, const Reencryp
                                          const envelope::Keyring& keyring) {
   const RewrapPlan& tp = plan.targets;
   ReencryptOutcome outcome;
-  if (std::filesystem::exists(SidecarPath(path))) {
+  std::error_code ec;
+  if (std::filesystem::exists(SidecarPath(path), ec)) {
     KH_ASSIGN_OR_RETURN(bool finished, RecoverDetached(path, SidecarPath(path), keyring));
     outcome.recovered = true;
     if (finished) return outcome;

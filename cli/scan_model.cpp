@@ -28,13 +28,14 @@ ScanEntry Classify(const InputFile& file) {
     return e;
   }
   const Error& err = summary.error();
+  std::error_code ec;
   e.error = err.message;
   if (e.error.rfind(file.path + ": ", 0) == 0) e.error.erase(0, file.path.size() + 2);
   if (err.code == ErrorCode::kIo || err.code == ErrorCode::kNotFound) {
     e.kind = ScanEntry::kUnreadable;
   } else if (err.code == ErrorCode::kMalformed &&
              err.message.find("not a keyhold object") != std::string::npos &&
-             !std::filesystem::exists(SidecarPath(file.path))) {
+             !std::filesystem::exists(SidecarPath(file.path), ec)) {
     e.kind = ScanEntry::kNotKeyhold;
   } else {
     e.kind = ScanEntry::kMalformed;
