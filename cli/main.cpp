@@ -3,6 +3,7 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 
+#include <csignal>
 #include <cstdio>
 #include <string>
 
@@ -53,6 +54,9 @@ void AddGlobalOptions(CLI::App& app, Context& ctx) {
 int Main(int argc, char** argv) {
   HardenProcess();
   InstallTempFileCleanupHandlers();
+  // Past the file size limit (ulimit -f) the default SIGXFSZ kills us mid-write and leaves
+  // the temp file behind; ignored, the write fails with EFBIG and AtomicFile cleans up.
+  signal(SIGXFSZ, SIG_IGN);
   CapturePassphraseEnvironment();
 
   Context ctx;
