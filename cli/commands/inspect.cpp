@@ -29,11 +29,11 @@ void PrintHuman(const ObjectSummary& s) {
   }
   std::printf("  header:     %zu bytes\n", s.header_size);
   if (s.plaintext_size) {
-    std::printf("  payload:    %llu bytes (%llu bytes of plaintext in %llu chunks, "
+    std::printf("  payload:    %llu bytes (%llu bytes of plaintext in %llu chunk%s, "
                 "not authenticated until decrypted)\n",
                 static_cast<unsigned long long>(s.payload_size),
                 static_cast<unsigned long long>(*s.plaintext_size),
-                static_cast<unsigned long long>(*s.chunks));
+                static_cast<unsigned long long>(*s.chunks), *s.chunks == 1 ? "" : "s");
   } else {
     std::printf("  payload:    %llu bytes (not a valid Cobblestone-256 length: truncated or "
                 "extended)\n",
