@@ -236,6 +236,24 @@ expect_code 2
 kh "${P[@]}" rewrap
 expect_code 2; expect_err "no objects given"
 
+# --- --from selects, --to moves objects to another key ----------------------------------------
+kh "${P[@]}" key create k3
+kh "${P[@]}" --json rewrap --from k3 tree
+expect_code 0
+J=$OUT
+jqe '[.done, .skipped_by_reason]' '[0,{"not-keyhold":1,"not-selected":16}]'
+kh "${P[@]}" rewrap --from k1@999 tree/det
+expect_code 0; expect_err "rewrapped 0, not selected 4"
+kh "${P[@]}" rewrap --from 'k1@x' tree/det
+expect_code 2; expect_err "--from expects KEY or KEY@VERSION"
+kh "${P[@]}" rewrap --to k3 --from k1 tree/det
+expect_code 0; expect_err "rewrapped 4"
+kh inspect tree/det/d1.kh
+expect_out "k3 v1"; check; [[ "$OUT" != *"k1 v"* ]] || fail "--to kept the k1 stanza"
+kh "${P[@]}" rewrap --to nosuchkey tree/det
+expect_code 1; expect_err "nosuchkey"
+check_plaintexts
+
 # --- reencrypt: new DEK and payload, same plaintext, old DEK useless -------------------------
 cp tree/in/b/f5.kh old_f5.kh
 cp tree/det/d3.kh old_d3.payload; cp tree/det/d3.kh.hdr old_d3.hdr
