@@ -110,17 +110,29 @@ void AddFileFinding(std::vector<Finding>& out,
   out.push_back(std::move(f));
 }
 
-// The directories above `dir` (canonical, nearest first, "/" last).
+// The directories above `dir`: those of the path as given (made absolute; a symlink in it
+// is controlled by its directory's writers too) and those of its canonical form. Nearest
+// first, no duplicates.
 std::vector<std::string> Ancestors(const std::string& dir) {
   std::vector<std::string> out;
-  char* real = realpath(dir.c_str(), nullptr);
-  if (real == nullptr) return out;
-  std::string p(real);
-  std::free(real);
-  while (p.size() > 1) {
-    size_t slash = p.rfind('/');
-    p = slash == 0 ? "/" : p.substr(0, slash);
-    out.push_back(p);
+  auto add_parents = [&out](std::string p) {
+    while (p.size() > 1 && p.back() == '/') p.pop_back();
+    while (p.size() > 1) {
+      size_t slash = p.rfind('/');
+      if (slash == std::string::npos) break;
+      p = slash == 0 ? "/" : p.substr(0, slash);
+      if (std::find(out.begin(), out.end(), p) == out.end()) out.push_back(p);
+    }
+  };
+  std::string given = dir;
+  if (!given.starts_with("/")) {
+    char cwd[PATH_MAX];
+    if (getcwd(cwd, sizeof(cwd)) != nullptr) given = std::string(cwd) + "/" + given;
+  }
+  if (given.starts_with("/")) add_parents(given);
+  if (char* real = realpath(dir.c_str(), nullptr)) {
+    add_parents(real);
+    std::free(real);
   }
   return out;
 }
@@ -189,6 +201,14 @@ std::optional<std::string> NetworkFilesystemName(int64_t f_type) {
 std::vector<Finding> CheckKeystoreLocation(const std::string& dir, uid_t euid,
                                            std::optional<int64_t> fs_type_override) {
   std::vector<Finding> out;
+  struct stat lst;
+  if (lstat(dir.c_str(), &lst) == 0 && S_ISLNK(lst.st_mode) && lst.st_uid != euid) {
+    out.push_back(Make("KH-KS-002", Severity::kHigh,
+                       "keystore path " + Printable(dir) + " is a symlink owned by another user",
+                       "link owner uid " + std::to_string(lst.st_uid) +
+                           ": its owner chooses which directory is the keystore",
+                       "use the real directory, or a symlink you own"));
+  }
   struct stat st;
   if (stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) return out;
   CheckEntryOwnerAndMode(out, dir, st, euid, "KH-KS-001", "chmod 700 " + Printable(dir));

@@ -171,6 +171,12 @@ if [ "$(id -u)" -eq 0 ]; then
   chown 0 ks/keystore.json.bak
   dr
   hasnt "KH-KS-002"
+  ln -s "$T/ks" kslink && chown -h 65534 kslink
+  dr --keystore "$T/kslink"
+  has "KH-KS-002"; has "kslink is a symlink owned by another user"
+  chown -h 0 kslink
+  dr --keystore "$T/kslink"
+  hasnt "KH-KS-002"; hasnt "KH-KS-007"
 else
   chmod 700 ks  # cannot chown as a user: the quiet branch only
   dr
