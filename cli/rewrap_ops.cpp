@@ -56,10 +56,15 @@ Result<int> OpenRead(const std::string& path) {
   return fd;
 }
 
+// The mode to give a rewritten file: the old file's permission bits, never more than
+// rw-rw-rw- (no exec, setuid or sticky bits; a symlink's 0777 never leaks into a real file).
 Result<mode_t> FileMode(const std::string& path) {
   struct stat st;
   if (lstat(path.c_str(), &st) != 0) return Error(ErrorCode::kIo, path + ": " + std::strerror(errno));
-  return static_cast<mode_t>(st.st_mode & 07777);
+  if (!S_ISREG(st.st_mode)) {
+    return Error(ErrorCode::kInvalidArgument, path + ": not a regular file; refusing to rewrite it");
+  }
+  return static_cast<mode_t>(st.st_mode & 0666);
 }
 
 // The plaintext of an opened object, read in order through its random-access reader (every
@@ -249,7 +254,7 @@ std::string_view RewrapStatusName(RewrapStatus status) {
 Result<RewrapOutcome> RewrapObject(const std::string& path, const RewrapPlan& plan,
                                    const KeystoreSnapshot& keys,
                                    const envelope::Keyring& keyring) {
-  KH_ASSIGN_OR_RETURN(ObjectLocation loc, LocateObject(path));
+  KH_ASSIGN_OR_RETURN(ObjectLocation loc, LocateObject(path, Follow::kNoSymlinks));
   size_t header_size = 0;
   KH_ASSIGN_OR_RETURN(envelope::Header header, envelope::ParseHeader(loc.header_bytes, &header_size));
   const auto& keys_by_id = keys.keys_by_id;
@@ -363,34 +368,24 @@ Result<RewrapOutcome> RewrapObject(const std::string& path, const RewrapPlan& pl
   outcome.header_bytes_written = new_header.size();
   if (plan.dry_run) return outcome;
 
-  struct stat st;
-  if (stat(loc.header_path.c_str(), &st) != 0) {
-    return Error(ErrorCode::kIo, loc.header_path + ": " + std::strerror(errno));
-  }
-  const mode_t mode = st.st_mode & 07777;
+  // The header we opened must belong to the payload we are about to put it in front of
+  // (a stale or swapped header would otherwise be made permanent).
+  KH_RETURN_IF_ERROR(VerifyPayloadCommitment(loc, opened));
+  KH_ASSIGN_OR_RETURN(const mode_t mode, FileMode(loc.header_path));
   if (loc.detached) {
     KH_RETURN_IF_ERROR(WriteFileAtomically(loc.header_path, new_header,
                                            AtomicFile::Overwrite::kYes, mode));
     return outcome;
   }
-  int in_fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (in_fd < 0) return Error(ErrorCode::kIo, path + ": " + std::strerror(errno));
-  {
-    // The file was opened again by name: make sure it still starts with the header we opened
-    // (a concurrent replace would otherwise get our header on someone else's payload).
-    std::vector<uint8_t> again(loc.header_bytes.size());
-    auto n = PreadFull(in_fd, again, 0);
-    if (!n.ok() || *n != again.size() || again != loc.header_bytes) {
-      close(in_fd);
-      return Error(ErrorCode::kIo, path + ": the object changed while being rewrapped",
-                   "run the job again");
-    }
-  }
+  // Copy the payload through the fd the header was read from: never reopen by name.
   KH_ASSIGN_OR_RETURN(AtomicFile out, AtomicFile::Create(path, AtomicFile::Overwrite::kYes, mode));
-  Status s = out.Write(new_header);
-  if (s.ok()) s = CopyRange(in_fd, loc.payload_offset, loc.payload_size, out.fd());
-  close(in_fd);
-  KH_RETURN_IF_ERROR(s);
+  KH_RETURN_IF_ERROR(out.Write(new_header));
+  KH_RETURN_IF_ERROR(CopyRange(loc.fd.get(), loc.payload_offset, loc.payload_size, out.fd()));
+  if (!StillSameFile(loc)) {
+    // Someone replaced the object meanwhile: renaming ours over theirs would lose theirs.
+    return Error(ErrorCode::kIo, path + ": the object changed while being rewrapped",
+                 "run the job again");
+  }
   KH_RETURN_IF_ERROR(out.Commit());
   return outcome;
 }
@@ -407,7 +402,7 @@ Result<ReencryptOutcome> ReencryptObject(const std::string& path, const Reencryp
     outcome.recovered = true;
     if (finished) return outcome;
   }
-  KH_ASSIGN_OR_RETURN(ObjectLocation loc, LocateObject(path));
+  KH_ASSIGN_OR_RETURN(ObjectLocation loc, LocateObject(path, Follow::kNoSymlinks));
   size_t header_size = 0;
   KH_ASSIGN_OR_RETURN(envelope::Header header,
                       envelope::ParseHeader(loc.header_bytes, &header_size));

@@ -45,4 +45,26 @@ check; timeout 5 "$KH_BIN" inspect ff.kh >/dev/null 2>&1; rc=$?
 kh -i me.key decrypt -o - <(cat obj.kh)
 expect_code 0
 
+# 3/4/7. rewrap and reencrypt never write through a symbolic link, and never turn a link's
+#    0777 into a real file's mode.
+kh --passphrase-file pass init --insecure-fast-kdf-for-testing
+kh --passphrase-file pass key create k
+mkdir -p real links
+kh --passphrase-file pass encrypt -k k -o real/o.kh data
+ln -s "$T/real/o.kh" links/o.kh
+kh --passphrase-file pass key rotate k
+kh --passphrase-file pass rewrap links/o.kh
+expect_code 9; expect_err "symbolic link"
+kh --passphrase-file pass encrypt -k k --detached -o real/d.kh data
+mv real/d.kh.hdr real/d.hdr.real && ln -s "$T/real/d.hdr.real" real/d.kh.hdr
+kh --passphrase-file pass rewrap real/d.kh
+expect_code 9
+check; [ -L real/d.kh.hdr ] || fail "a symlinked sidecar was replaced"
+rm real/d.kh.hdr && mv real/d.hdr.real real/d.kh.hdr && chmod 640 real/d.kh.hdr
+kh --passphrase-file pass rewrap real/d.kh real/o.kh
+expect_code 0
+expect_true '[ "$(stat -c %a real/d.kh.hdr)" = 640 ]'
+kh --passphrase-file pass decrypt -o - real/o.kh
+expect_code 0
+
 finish
