@@ -4,11 +4,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <cerrno>
-#include <cstring>
-
 #include <algorithm>
 #include <array>
+#include <cerrno>
+#include <cstring>
 
 #include "keyhold/crypto/constant_time.h"
 #include "keyhold/crypto/encoding.h"
@@ -92,8 +91,7 @@ std::string DescribeStanza(const envelope::Stanza& stanza) {
   if (const auto* x = std::get_if<envelope::X25519Stanza>(&stanza)) {
     return "recipient " + HexEncode(x->fingerprint);
   }
-  return "unknown stanza kind " +
-         std::to_string(std::get<envelope::UnknownStanza>(stanza).kind);
+  return "unknown stanza kind " + std::to_string(std::get<envelope::UnknownStanza>(stanza).kind);
 }
 
 Result<ObjectLocation> LocateObject(const std::string& path, Follow follow) {
@@ -170,6 +168,31 @@ Status VerifyPayloadCommitment(const ObjectLocation& loc, const envelope::Opened
   return {};
 }
 
+std::string ReencryptBackupPath(const std::string& path) { return path + ".kh-tmp-reencrypt-old"; }
+
+Result<ObjectLocation> InterruptedReencryptPayload(const ObjectLocation& loc,
+                                                   const envelope::OpenedHeader& opened) {
+  const Error mismatch(ErrorCode::kAuthFailed,
+                       loc.path + ": the payload does not belong to this header",
+                       "the object was tampered with, or its header and payload were mixed up");
+  if (!loc.detached) return mismatch;
+  ObjectLocation old;
+  old.path = ReencryptBackupPath(loc.path);
+  old.detached = true;
+  old.header_path = loc.header_path;
+  old.header_bytes = loc.header_bytes;
+  struct stat st;
+  auto fd = OpenRegular(old.path, Follow::kNoSymlinks, &st);
+  if (!fd.ok()) return mismatch;  // no backup: an ordinary mismatch
+  old.fd = std::move(fd).value();
+  old.dev = st.st_dev;
+  old.ino = st.st_ino;
+  old.payload_offset = 0;
+  old.payload_size = static_cast<uint64_t>(st.st_size);
+  if (!VerifyPayloadCommitment(old, opened).ok()) return mismatch;
+  return old;
+}
+
 Result<cobblestone::StreamStats> EncryptOne(const envelope::EncryptParams& params,
                                             const EncryptRequest& request) {
   KH_ASSIGN_OR_RETURN(UniqueFd in, OpenInput(request.input));
@@ -202,18 +225,17 @@ Result<cobblestone::StreamStats> EncryptOne(const envelope::EncryptParams& param
                       AtomicFile::Create(request.output, overwrite, CiphertextMode()));
   cobblestone::FdSink payload_sink(payload.fd());
   if (!request.detached) {
-    KH_ASSIGN_OR_RETURN(auto stats, envelope::EncryptObject(params, source, payload_sink,
-                                                            payload_sink));
+    KH_ASSIGN_OR_RETURN(auto stats,
+                        envelope::EncryptObject(params, source, payload_sink, payload_sink));
     if (stale_sidecar && unlink(sidecar.c_str()) != 0 && errno != ENOENT) {
-      return Error(ErrorCode::kIo, "cannot remove the stale " + sidecar + ": " +
-                                       std::strerror(errno));
+      return Error(ErrorCode::kIo,
+                   "cannot remove the stale " + sidecar + ": " + std::strerror(errno));
     }
     KH_RETURN_IF_ERROR(payload.Commit());
     return stats;
   }
   KH_ASSIGN_OR_RETURN(AtomicFile header,
-                      AtomicFile::Create(SidecarPath(request.output), overwrite,
-                                         CiphertextMode()));
+                      AtomicFile::Create(SidecarPath(request.output), overwrite, CiphertextMode()));
   cobblestone::FdSink header_sink(header.fd());
   KH_ASSIGN_OR_RETURN(auto stats,
                       envelope::EncryptObject(params, source, header_sink, payload_sink));
@@ -226,28 +248,31 @@ Result<cobblestone::StreamStats> EncryptOne(const envelope::EncryptParams& param
 
 Result<DecryptOutcome> DecryptOne(const DecryptRequest& request, const envelope::Keyring& keyring) {
   DecryptOutcome outcome;
-  std::vector<uint8_t> header_bytes;
-  UniqueFd payload_fd;
   struct stat st;
-  const bool stream = IsStdio(request.input) ||
-                      (stat(request.input.c_str(), &st) == 0 && !S_ISREG(st.st_mode) &&
-                       !S_ISDIR(st.st_mode));
+  const bool stream = IsStdio(request.input) || (stat(request.input.c_str(), &st) == 0 &&
+                                                 !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode));
+  // One open: the header and the payload come from the same file (or stream).
+  ObjectLocation loc;
   if (stream) {
     // stdin, a FIFO or /dev/fd/N: the header comes first on the stream, no sidecar.
-    KH_ASSIGN_OR_RETURN(payload_fd, OpenInput(request.input));
-    cobblestone::FdSource src(payload_fd.get());
-    KH_ASSIGN_OR_RETURN(header_bytes, envelope::ReadHeaderBytes(src));
+    KH_ASSIGN_OR_RETURN(loc.fd, OpenInput(request.input));
+    cobblestone::FdSource src(loc.fd.get());
+    KH_ASSIGN_OR_RETURN(loc.header_bytes, envelope::ReadHeaderBytes(src));
   } else {
-    // One open: the header and the payload come from the same file.
-    KH_ASSIGN_OR_RETURN(ObjectLocation loc, LocateObject(request.input));
-    header_bytes = std::move(loc.header_bytes);
-    payload_fd = std::move(loc.fd);
-    if (lseek(payload_fd.get(), static_cast<off_t>(loc.payload_offset), SEEK_SET) < 0) {
-      return Error(ErrorCode::kIo, request.input + ": seek failed");
-    }
+    KH_ASSIGN_OR_RETURN(loc, LocateObject(request.input));
   }
   KH_ASSIGN_OR_RETURN(envelope::OpenedHeader opened,
-                      envelope::OpenHeader(header_bytes, keyring, request.expected));
+                      envelope::OpenHeader(loc.header_bytes, keyring, request.expected));
+  if (loc.detached && !VerifyPayloadCommitment(loc, opened).ok()) {
+    // Killed between a reencrypt's two renames: the new payload is in place, the header is
+    // still the old one, and the old payload is kept beside them until a rerun finishes.
+    KH_ASSIGN_OR_RETURN(loc, InterruptedReencryptPayload(loc, opened));
+    outcome.from_interrupted_reencrypt = true;
+  }
+  UniqueFd payload_fd = std::move(loc.fd);
+  if (!stream && lseek(payload_fd.get(), static_cast<off_t>(loc.payload_offset), SEEK_SET) < 0) {
+    return Error(ErrorCode::kIo, request.input + ": seek failed");
+  }
   const envelope::Stanza& used = opened.header.stanzas[opened.opened_stanza];
   outcome.opened_with = DescribeStanza(used);
   if (const auto* k = std::get_if<envelope::KekStanza>(&used)) outcome.kek = *k;

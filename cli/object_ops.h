@@ -58,6 +58,16 @@ bool StillSameFile(const ObjectLocation& loc);
 // of it. kAuthFailed otherwise.
 Status VerifyPayloadCommitment(const ObjectLocation& loc, const envelope::OpenedHeader& opened);
 
+// Where a detached reencrypt keeps the old payload of PATH until the new header is in place
+// (see ReencryptObject): two files cannot be replaced by one rename.
+std::string ReencryptBackupPath(const std::string& path);
+
+// For a detached object whose payload does not belong to its header: if an interrupted
+// reencrypt left the old payload under ReencryptBackupPath and the header's key commitment
+// matches it, returns that payload's location (offset 0, whole file). kAuthFailed otherwise.
+Result<ObjectLocation> InterruptedReencryptPayload(const ObjectLocation& loc,
+                                                   const envelope::OpenedHeader& opened);
+
 struct EncryptRequest {
   std::string input;   // "-" or empty: stdin
   std::string output;  // "-" or empty: stdout
@@ -78,7 +88,10 @@ struct DecryptOutcome {
   cobblestone::StreamStats stats;
   std::string opened_with;  // "key NAME vN" or "recipient FINGERPRINT" (NAME from the header)
   std::optional<envelope::KekStanza> kek;  // the kek stanza that opened it, if any
-  std::string object_id;    // hex
+  std::string object_id;                   // hex
+  // Set when a detached object was read from the old payload an interrupted reencrypt left
+  // behind (its header had not been replaced yet): the caller warns and suggests a rerun.
+  bool from_interrupted_reencrypt = false;
 };
 Result<DecryptOutcome> DecryptOne(const DecryptRequest& request, const envelope::Keyring& keyring);
 

@@ -11,11 +11,11 @@
 #include <map>
 #include <optional>
 
+#include "context.h"
 #include "keyhold/crypto/constant_time.h"
 #include "keyhold/crypto/encoding.h"
 #include "keyhold/crypto/file_io.h"
 #include "keyhold/crypto/hash.h"
-#include "context.h"
 #include "object_ops.h"
 
 namespace keyhold::cli {
@@ -60,9 +60,11 @@ Result<int> OpenRead(const std::string& path) {
 // rw-rw-rw- (no exec, setuid or sticky bits; a symlink's 0777 never leaks into a real file).
 Result<mode_t> FileMode(const std::string& path) {
   struct stat st;
-  if (lstat(path.c_str(), &st) != 0) return Error(ErrorCode::kIo, path + ": " + std::strerror(errno));
+  if (lstat(path.c_str(), &st) != 0)
+    return Error(ErrorCode::kIo, path + ": " + std::strerror(errno));
   if (!S_ISREG(st.st_mode)) {
-    return Error(ErrorCode::kInvalidArgument, path + ": not a regular file; refusing to rewrite it");
+    return Error(ErrorCode::kInvalidArgument,
+                 path + ": not a regular file; refusing to rewrite it");
   }
   return static_cast<mode_t>(st.st_mode & 0666);
 }
@@ -128,8 +130,8 @@ bool HeaderMatchesPayload(std::span<const uint8_t> header_bytes, const std::stri
   ScopedFd guard(*fd);
   struct stat st;
   if (fstat(guard.get(), &st) != 0) return false;
-  auto reader = envelope::OpenRandomAccess(*opened, guard.get(), 0,
-                                           static_cast<uint64_t>(st.st_size));
+  auto reader =
+      envelope::OpenRandomAccess(*opened, guard.get(), 0, static_cast<uint64_t>(st.st_size));
   return reader.ok();
 }
 
@@ -214,8 +216,6 @@ Result<RewrapPlan> BuildRewrapPlan(Context& ctx, const TargetOptions& opts) {
   return plan;
 }
 
-std::string ReencryptBackupPath(const std::string& path) { return path + ".kh-tmp-reencrypt-old"; }
-
 KeystoreSnapshot KeystoreSnapshot::Take(const keystore::Keystore& ks) {
   KeystoreSnapshot snap;
   for (auto& k : ks.ListKeys()) {
@@ -244,19 +244,29 @@ Result<const SecretBytes*> LockedResolver::ResolveForDecrypt(const envelope::Kek
 
 std::string_view RewrapStatusName(RewrapStatus status) {
   switch (status) {
-    case RewrapStatus::kRewrapped: return "rewrapped";
-    case RewrapStatus::kUpToDate: return "up-to-date";
-    case RewrapStatus::kNotSelected: return "not-selected";
+    case RewrapStatus::kRewrapped:
+      return "rewrapped";
+    case RewrapStatus::kUpToDate:
+      return "up-to-date";
+    case RewrapStatus::kNotSelected:
+      return "not-selected";
   }
   return "unknown";
 }
 
 Result<RewrapOutcome> RewrapObject(const std::string& path, const RewrapPlan& plan,
-                                   const KeystoreSnapshot& keys,
-                                   const envelope::Keyring& keyring) {
+                                   const KeystoreSnapshot& keys, const envelope::Keyring& keyring) {
+  std::error_code ec;
+  if (std::filesystem::exists(SidecarPath(path), ec)) {
+    // Settle an interrupted reencrypt first (finish or roll back), or the header would be
+    // rewritten for a payload it does not belong to.
+    KH_ASSIGN_OR_RETURN(bool finished, RecoverDetached(path, SidecarPath(path), keyring));
+    static_cast<void>(finished);  // either way the pair on disk now belongs together
+  }
   KH_ASSIGN_OR_RETURN(ObjectLocation loc, LocateObject(path, Follow::kNoSymlinks));
   size_t header_size = 0;
-  KH_ASSIGN_OR_RETURN(envelope::Header header, envelope::ParseHeader(loc.header_bytes, &header_size));
+  KH_ASSIGN_OR_RETURN(envelope::Header header,
+                      envelope::ParseHeader(loc.header_bytes, &header_size));
   const auto& keys_by_id = keys.keys_by_id;
 
   RewrapOutcome outcome;
@@ -352,7 +362,8 @@ Result<RewrapOutcome> RewrapObject(const std::string& path, const RewrapPlan& pl
       changed = true;
     }
   }
-  for (const auto& w : wanted) outcome.new_keys.push_back(w.key_name + " v" + std::to_string(w.version));
+  for (const auto& w : wanted)
+    outcome.new_keys.push_back(w.key_name + " v" + std::to_string(w.version));
   if (!changed) {
     outcome.status = RewrapStatus::kUpToDate;
     return outcome;
@@ -362,7 +373,8 @@ Result<RewrapOutcome> RewrapObject(const std::string& path, const RewrapPlan& pl
                  "rewrapping would leave no stanza: nobody could decrypt the object");
   }
   // Open with what we hold (this checks the MAC), then build the new header.
-  KH_ASSIGN_OR_RETURN(envelope::OpenedHeader opened, envelope::OpenHeader(loc.header_bytes, keyring));
+  KH_ASSIGN_OR_RETURN(envelope::OpenedHeader opened,
+                      envelope::OpenHeader(loc.header_bytes, keyring));
   KH_ASSIGN_OR_RETURN(std::vector<uint8_t> new_header, envelope::Rewrap(opened, params));
   outcome.status = RewrapStatus::kRewrapped;
   outcome.header_bytes_written = new_header.size();
@@ -373,8 +385,8 @@ Result<RewrapOutcome> RewrapObject(const std::string& path, const RewrapPlan& pl
   KH_RETURN_IF_ERROR(VerifyPayloadCommitment(loc, opened));
   KH_ASSIGN_OR_RETURN(const mode_t mode, FileMode(loc.header_path));
   if (loc.detached) {
-    KH_RETURN_IF_ERROR(WriteFileAtomically(loc.header_path, new_header,
-                                           AtomicFile::Overwrite::kYes, mode));
+    KH_RETURN_IF_ERROR(
+        WriteFileAtomically(loc.header_path, new_header, AtomicFile::Overwrite::kYes, mode));
     return outcome;
   }
   // Copy the payload through the fd the header was read from: never reopen by name.
@@ -389,7 +401,6 @@ Result<RewrapOutcome> RewrapObject(const std::string& path, const RewrapPlan& pl
   KH_RETURN_IF_ERROR(out.Commit());
   return outcome;
 }
-
 
 Result<ReencryptOutcome> ReencryptObject(const std::string& path, const ReencryptPlan& plan,
                                          const KeystoreSnapshot& keys,
@@ -444,8 +455,8 @@ Result<ReencryptOutcome> ReencryptObject(const std::string& path, const Reencryp
       }
       if (tp.to_keys.empty()) KH_RETURN_IF_ERROR(want_key(it->second.name));
     } else if (const auto* x = std::get_if<envelope::X25519Stanza>(&st)) {
-      if (std::find(tp.remove_fingerprints.begin(), tp.remove_fingerprints.end(),
-                    x->fingerprint) != tp.remove_fingerprints.end()) {
+      if (std::find(tp.remove_fingerprints.begin(), tp.remove_fingerprints.end(), x->fingerprint) !=
+          tp.remove_fingerprints.end()) {
         continue;
       }
       auto it = plan.known_recipients.find(x->fingerprint);
@@ -472,12 +483,13 @@ Result<ReencryptOutcome> ReencryptObject(const std::string& path, const Reencryp
   }
 
   // Open the old object and authenticate its length before writing anything.
-  KH_ASSIGN_OR_RETURN(envelope::OpenedHeader opened, envelope::OpenHeader(loc.header_bytes, keyring));
+  KH_ASSIGN_OR_RETURN(envelope::OpenedHeader opened,
+                      envelope::OpenHeader(loc.header_bytes, keyring));
   KH_ASSIGN_OR_RETURN(int in_raw, OpenRead(path));
   ScopedFd in(in_raw);
-  KH_ASSIGN_OR_RETURN(cobblestone::RandomAccessReader reader,
-                      envelope::OpenRandomAccess(opened, in.get(), loc.payload_offset,
-                                                 loc.payload_size));
+  KH_ASSIGN_OR_RETURN(
+      cobblestone::RandomAccessReader reader,
+      envelope::OpenRandomAccess(opened, in.get(), loc.payload_offset, loc.payload_size));
   KH_ASSIGN_OR_RETURN(uint64_t plaintext_size, reader.AuthenticatedSize());
   if (tp.dry_run) return outcome;
 
@@ -496,11 +508,12 @@ Result<ReencryptOutcome> ReencryptObject(const std::string& path, const Reencryp
   cobblestone::FdSink payload_sink(payload.fd());
   std::optional<cobblestone::FdSink> header_sink;
   if (sidecar) header_sink.emplace(sidecar->fd());
-  KH_ASSIGN_OR_RETURN(cobblestone::StreamStats stats,
-                      envelope::EncryptObject(params, source,
-                                              header_sink ? static_cast<cobblestone::Sink&>(*header_sink)
-                                                          : payload_sink,
-                                              payload_sink));
+  KH_ASSIGN_OR_RETURN(
+      cobblestone::StreamStats stats,
+      envelope::EncryptObject(
+          params, source,
+          header_sink ? static_cast<cobblestone::Sink&>(*header_sink) : payload_sink,
+          payload_sink));
   if (stats.plaintext_bytes != plaintext_size) {
     return Error(ErrorCode::kIo, path + ": the object changed size while being reencrypted");
   }
@@ -509,7 +522,8 @@ Result<ReencryptOutcome> ReencryptObject(const std::string& path, const Reencryp
   // Verify what was written, read back from the temp files: the new header opens with what
   // we hold, it is a new object, and the payload decrypts to the same plaintext.
   {
-    KH_ASSIGN_OR_RETURN(int hdr_raw, OpenRead(sidecar ? sidecar->temp_path() : payload.temp_path()));
+    KH_ASSIGN_OR_RETURN(int hdr_raw,
+                        OpenRead(sidecar ? sidecar->temp_path() : payload.temp_path()));
     ScopedFd hdr_fd(hdr_raw);
     cobblestone::FdSource hdr_src(hdr_fd.get());
     KH_ASSIGN_OR_RETURN(std::vector<uint8_t> new_header_bytes, envelope::ReadHeaderBytes(hdr_src));

@@ -122,9 +122,6 @@ Result<ReencryptOutcome> ReencryptObject(const std::string& path, const Reencryp
                                          const KeystoreSnapshot& keys,
                                          const envelope::Keyring& keyring);
 
-// The backup name ReencryptObject uses for a detached object's old payload.
-std::string ReencryptBackupPath(const std::string& path);
-
 }  // namespace keyhold::cli
 
 #endif  // KEYHOLD_CLI_REWRAP_OPS_H_

@@ -2,13 +2,12 @@
 // the header MAC, the expected context and the key commitment, then streams only
 // authenticated plaintext.
 #include <cstdio>
-
 #include <nlohmann/json.hpp>
 
 #include "audit_hooks.h"
 #include "commands/commands.h"
-#include "keyhold/crypto/encoding.h"
 #include "exit_codes.h"
+#include "keyhold/crypto/encoding.h"
 #include "object_ops.h"
 #include "paths.h"
 #include "ui.h"
@@ -34,9 +33,9 @@ class LazyKeystoreResolver final : public envelope::KekResolver {
   Result<const SecretBytes*> ResolveForDecrypt(const envelope::KekStanza& stanza) override {
     if (unlock_error_) return Error(ErrorCode::kNotFound, "keystore unavailable");
     if (ctx_.LoadedKeystore() == nullptr && !ctx_.KeystoreExists()) {
-      unlock_error_ = Error(ErrorCode::kNoMatchingKey,
-                            "no keystore to open key " + stanza.key_name + " with",
-                            "point to the keystore with --keystore DIR or KEYHOLD_HOME");
+      unlock_error_ =
+          Error(ErrorCode::kNoMatchingKey, "no keystore to open key " + stanza.key_name + " with",
+                "point to the keystore with --keystore DIR or KEYHOLD_HOME");
       return Error(ErrorCode::kNotFound, "no keystore");
     }
     auto ks = ctx_.UnlockedKeystore();
@@ -68,8 +67,8 @@ Result<int> RunDecrypt(Context& ctx, const DecryptOptions& opts) {
   }
   KH_ASSIGN_OR_RETURN(envelope::EncryptionContext expected,
                       ParseContextArgs(opts.expect_context, "--expect-context"));
-  std::vector<std::string> inputs = opts.inputs.empty() ? std::vector<std::string>{"-"}
-                                                        : opts.inputs;
+  std::vector<std::string> inputs =
+      opts.inputs.empty() ? std::vector<std::string>{"-"} : opts.inputs;
   KH_ASSIGN_OR_RETURN(Expansion expansion, ExpandInputs(inputs, /*skip_sidecars=*/true));
   const bool many = expansion.files.size() > 1 || expansion.had_directory;
   if (many && opts.output_dir.empty()) {
@@ -94,7 +93,8 @@ Result<int> RunDecrypt(Context& ctx, const DecryptOptions& opts) {
       std::string rel = StripSuffix(in.relative);
       if (rel.empty()) rel = in.relative + ".out";
       req.output = opts.output_dir + "/" + rel;
-      if (auto s = MakeParentDirs(opts.output_dir, req.output); !s.ok()) return std::move(s).error();
+      if (auto s = MakeParentDirs(opts.output_dir, req.output); !s.ok())
+        return std::move(s).error();
     } else if (!opts.output.empty()) {
       req.output = opts.output;
     } else if (!IsStdio(in.path)) {
@@ -119,6 +119,11 @@ Result<int> RunDecrypt(Context& ctx, const DecryptOptions& opts) {
       continue;
     }
     ++done;
+    if (outcome->from_interrupted_reencrypt) {
+      Warn(Printable(in.path) + ": an interrupted reencrypt left its old payload in " +
+           Printable(ReencryptBackupPath(in.path)) +
+           "; decrypted that one. Run `keyhold reencrypt` on it again to finish");
+    }
     if (outcome->kek && ctx.LoadedKeystore() != nullptr) {
       // Log the keystore's own name for the key id that opened the object: the name in the
       // header is only a hint that anyone holding the data key could have rewritten.
@@ -126,8 +131,7 @@ Result<int> RunDecrypt(Context& ctx, const DecryptOptions& opts) {
       for (const auto& k : ctx.LoadedKeystore()->ListKeys()) {
         if (k.key_id == outcome->kek->key_id) name = k.name;
       }
-      AuditKeyUse(ctx, "decrypt", {name + " v" + std::to_string(outcome->kek->version)},
-                  in.path);
+      AuditKeyUse(ctx, "decrypt", {name + " v" + std::to_string(outcome->kek->version)}, in.path);
     }
   }
   if (ctx.global.json) {
