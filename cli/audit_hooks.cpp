@@ -18,8 +18,7 @@ void AuditKeyUse(Context& ctx, const std::string& operation, const std::vector<s
 Status AuditKeystoreInit(const std::string& dir, const SecretBytes& passphrase) {
   auto failed = [&](const Error& e) {
     return Error(ErrorCode::kIo,
-                 "the keystore was created, but its audit log could not be started: " +
-                     e.message,
+                 "the keystore was created, but its audit log could not be started: " + e.message,
                  e.hint);
   };
   keystore::Unlocker unlocker;

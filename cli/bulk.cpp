@@ -46,8 +46,8 @@ Result<Shard> ParseShard(std::string_view text) {
 }
 
 uint64_t ShardOf(std::string_view relative, uint64_t count) {
-  Sha256Digest d = Sha256(std::span(reinterpret_cast<const uint8_t*>(relative.data()),
-                                    relative.size()));
+  Sha256Digest d =
+      Sha256(std::span(reinterpret_cast<const uint8_t*>(relative.data()), relative.size()));
   uint64_t v = 0;
   for (size_t i = 0; i < 8; ++i) v = (v << 8) | d[i];
   return v % count;
@@ -96,8 +96,7 @@ Result<std::vector<BulkItem>> CollectBulkItems(const std::vector<std::string>& p
 
 bool IsNotKeyholdError(const std::string& path, const Error& error) {
   struct stat st;
-  return error.code == ErrorCode::kMalformed &&
-         error.message == path + ": not a keyhold object" &&
+  return error.code == ErrorCode::kMalformed && error.message == path + ": not a keyhold object" &&
          lstat(SidecarPath(path).c_str(), &st) != 0;
 }
 
@@ -158,9 +157,17 @@ BulkSummary RunBulk(const std::vector<BulkItem>& items, unsigned jobs, bool prog
       }
       std::lock_guard<std::mutex> lock(mu);
       switch (r.status) {
-        case ItemStatus::kDone: ++summary.done; break;
-        case ItemStatus::kSkipped: ++summary.skipped; ++reasons[r.skip_reason]; break;
-        case ItemStatus::kFailed: ++summary.failed; errors[i] = r.error; break;
+        case ItemStatus::kDone:
+          ++summary.done;
+          break;
+        case ItemStatus::kSkipped:
+          ++summary.skipped;
+          ++reasons[r.skip_reason];
+          break;
+        case ItemStatus::kFailed:
+          ++summary.failed;
+          errors[i] = r.error;
+          break;
       }
       summary.bytes += r.bytes;
       if (on_result) on_result(items[i], r);
@@ -168,8 +175,8 @@ BulkSummary RunBulk(const std::vector<BulkItem>& items, unsigned jobs, bool prog
     }
   };
 
-  jobs = std::max(1u, std::min<unsigned>(jobs, static_cast<unsigned>(
-                                                    std::max<size_t>(items.size(), 1))));
+  jobs = std::max(
+      1u, std::min<unsigned>(jobs, static_cast<unsigned>(std::max<size_t>(items.size(), 1))));
   std::vector<std::thread> pool;
   for (unsigned t = 0; t < jobs; ++t) pool.emplace_back(worker);
   {
@@ -199,8 +206,7 @@ BulkSummary RunBulk(const std::vector<BulkItem>& items, unsigned jobs, bool prog
     if (errors[i]) summary.failures.push_back({items[i].path, std::move(*errors[i])});
   }
   for (auto& [reason, n] : reasons) summary.skipped_by_reason.emplace_back(reason, n);
-  summary.seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  summary.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return summary;
 }
 
@@ -214,19 +220,20 @@ nlohmann::json BulkSummaryToJson(const BulkSummary& s) {
   }
   nlohmann::json reasons = nlohmann::json::object();
   for (const auto& [reason, n] : s.skipped_by_reason) reasons[reason] = n;
-  return {{"objects", s.objects},   {"done", s.done},     {"skipped", s.skipped},
-          {"skipped_by_reason", reasons}, {"failed", s.failed}, {"failures", failures},
-          {"bytes", s.bytes},       {"seconds", s.seconds}};
+  return {{"objects", s.objects}, {"done", s.done},
+          {"skipped", s.skipped}, {"skipped_by_reason", reasons},
+          {"failed", s.failed},   {"failures", failures},
+          {"bytes", s.bytes},     {"seconds", s.seconds}};
 }
 
 void PrintBulkSummary(const BulkSummary& s, std::string_view done_verb) {
   for (const auto& f : s.failures) {
     // Most messages already start with the path; do not say it twice.
     const bool named = f.error.message.rfind(f.path, 0) == 0;
-    PrintError(Error(f.error.code,
-                     named ? Printable(f.error.message)
-                           : Printable(f.path) + ": " + Printable(f.error.message),
-                     f.error.hint));
+    PrintError(Error(
+        f.error.code,
+        named ? Printable(f.error.message) : Printable(f.path) + ": " + Printable(f.error.message),
+        f.error.hint));
   }
   std::string line = std::string(done_verb) + " " + std::to_string(s.done);
   for (const auto& [reason, n] : s.skipped_by_reason) {
@@ -234,8 +241,7 @@ void PrintBulkSummary(const BulkSummary& s, std::string_view done_verb) {
     std::replace(words.begin(), words.end(), '-', ' ');
     line += ", " + words + " " + std::to_string(n);
   }
-  line += ", failed " + std::to_string(s.failed) + " of " + std::to_string(s.objects) +
-          " objects";
+  line += ", failed " + std::to_string(s.failed) + " of " + std::to_string(s.objects) + " objects";
   Note(line);
 }
 
@@ -244,7 +250,8 @@ void AddBulkOptions(CLI::App* cmd, BulkCliOptions* o) {
       ->check(CLI::Range(1, 1024));
   cmd->add_option("--shard", o->shard,
                   "process only shard I of N (0-based), by SHA-256 of the relative path");
-  cmd->add_option("--manifest", o->manifest, "read object paths from FILE, one per line (- = stdin)");
+  cmd->add_option("--manifest", o->manifest,
+                  "read object paths from FILE, one per line (- = stdin)");
   cmd->add_option("PATH", o->paths, "objects or directories (recursive)");
 }
 

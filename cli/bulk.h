@@ -3,15 +3,14 @@
 #ifndef KEYHOLD_CLI_BULK_H_
 #define KEYHOLD_CLI_BULK_H_
 
+#include <CLI/CLI.hpp>
 #include <cstdint>
 #include <functional>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <CLI/CLI.hpp>
-#include <nlohmann/json.hpp>
 
 #include "keyhold/crypto/result.h"
 
@@ -49,9 +48,9 @@ enum class ItemStatus { kDone, kSkipped, kFailed };
 
 struct ItemResult {
   ItemStatus status = ItemStatus::kDone;
-  std::string skip_reason;  // for kSkipped: "up-to-date", "not-selected", ...
-  Error error;              // for kFailed
-  uint64_t bytes = 0;       // bytes of the object, for the progress line
+  std::string skip_reason;             // for kSkipped: "up-to-date", "not-selected", ...
+  Error error;                         // for kFailed
+  uint64_t bytes = 0;                  // bytes of the object, for the progress line
   std::vector<std::string> keys_used;  // "NAME vN" wrapped to, for the audit log
 };
 

@@ -36,8 +36,7 @@ Result<keystore::Keystore*> Context::UnlockedKeystore() {
   }
   // With identities and no explicit passphrase source, try the identities alone first so
   // automation never blocks on a prompt.
-  const bool explicit_passphrase =
-      !global.passphrase.file.empty() || global.passphrase.fd >= 0;
+  const bool explicit_passphrase = !global.passphrase.file.empty() || global.passphrase.fd >= 0;
   if (!unlocker.identities.empty() && !explicit_passphrase) {
     auto ks = keystore::Keystore::Open(dir, unlocker);
     if (ks.ok()) {
@@ -63,8 +62,8 @@ Status Context::AttachAuditLog() {
     keystore_.reset();  // no keystore use without its audit log
     return std::move(key).error();
   }
-  auto log = keystore::AuditLog::Open(keystore_->dir(), std::move(key).value(),
-                                      keystore_->generation());
+  auto log =
+      keystore::AuditLog::Open(keystore_->dir(), std::move(key).value(), keystore_->generation());
   if (!log.ok()) {
     keystore_.reset();
     return std::move(log).error();
@@ -78,8 +77,8 @@ Status Context::FinishAudit() {
   if (!audit_) return OkStatus();
   Status s = audit_->Flush();
   if (s.ok()) return s;
-  return Error(s.error().code, "the audit log could not be written: " +
-                                   s.error().message, s.error().hint);
+  return Error(s.error().code, "the audit log could not be written: " + s.error().message,
+               s.error().hint);
 }
 // --- end audit log ---------------------------------------------------------------------------
 

@@ -101,9 +101,8 @@ void AddCorpusFinding(std::vector<Finding>& out, const std::vector<std::string>&
 }
 
 void AddFileFinding(std::vector<Finding>& out,
-                    const std::vector<std::pair<std::string, std::string>>& pairs,
-                    const char* id, Severity severity, const char* title,
-                    const char* remediation) {
+                    const std::vector<std::pair<std::string, std::string>>& pairs, const char* id,
+                    Severity severity, const char* title, const char* remediation) {
   if (pairs.empty()) return;
   Finding f = Make(id, severity, title, PairsEvidence(pairs), remediation);
   for (const auto& p : pairs) f.objects.push_back(p.first);
@@ -141,16 +140,14 @@ void CheckEntryOwnerAndMode(std::vector<Finding>& out, const std::string& path,
                             const struct stat& st, uid_t euid, const char* mode_id,
                             const std::string& chmod_fix) {
   if (st.st_uid != euid) {
-    out.push_back(Make("KH-KS-002", Severity::kHigh,
-                       Printable(path) + " is owned by another user",
-                       "owner uid " + std::to_string(st.st_uid) + ", keyhold runs as uid " +
-                           std::to_string(euid),
-                       "a keystore must belong to the user who runs keyhold: chown it back "
-                       "(and find out who changed it), or restore the keystore from a backup"));
+    out.push_back(Make(
+        "KH-KS-002", Severity::kHigh, Printable(path) + " is owned by another user",
+        "owner uid " + std::to_string(st.st_uid) + ", keyhold runs as uid " + std::to_string(euid),
+        "a keystore must belong to the user who runs keyhold: chown it back "
+        "(and find out who changed it), or restore the keystore from a backup"));
   }
   if ((st.st_mode & 077) != 0) {
-    out.push_back(Make(mode_id, Severity::kHigh,
-                       Printable(path) + " is accessible by other users",
+    out.push_back(Make(mode_id, Severity::kHigh, Printable(path) + " is accessible by other users",
                        "mode " + Octal(st.st_mode) + "; group and others must have no access",
                        chmod_fix));
   }
@@ -160,10 +157,14 @@ void CheckEntryOwnerAndMode(std::vector<Finding>& out, const std::string& path,
 
 std::string_view SeverityName(Severity severity) {
   switch (severity) {
-    case Severity::kInfo: return "info";
-    case Severity::kLow: return "low";
-    case Severity::kMedium: return "medium";
-    case Severity::kHigh: return "high";
+    case Severity::kInfo:
+      return "info";
+    case Severity::kLow:
+      return "low";
+    case Severity::kMedium:
+      return "medium";
+    case Severity::kHigh:
+      return "high";
   }
   return "info";
 }
@@ -186,11 +187,10 @@ std::optional<std::string> NetworkFilesystemName(int64_t f_type) {
     const char* name;
   };
   static constexpr Entry kNetwork[] = {
-      {0x6969, "NFS"},           {0x517B, "SMB"},        {0xFF534D42, "CIFS"},
-      {0xFE534D42, "SMB2"},      {0x65735546, "FUSE"},   {0x01021997, "9P"},
-      {0x5346414F, "AFS"},       {0x6B414653, "kAFS"},   {0x00C36400, "Ceph"},
-      {0x73757245, "Coda"},      {0x564C, "NCP"},        {0x0BD00BD0, "Lustre"},
-      {0x01161970, "GFS2"},      {0x7461636F, "OCFS2"},  {0x47504653, "GPFS"},
+      {0x6969, "NFS"},      {0x517B, "SMB"},       {0xFF534D42, "CIFS"}, {0xFE534D42, "SMB2"},
+      {0x65735546, "FUSE"}, {0x01021997, "9P"},    {0x5346414F, "AFS"},  {0x6B414653, "kAFS"},
+      {0x00C36400, "Ceph"}, {0x73757245, "Coda"},  {0x564C, "NCP"},      {0x0BD00BD0, "Lustre"},
+      {0x01161970, "GFS2"}, {0x7461636F, "OCFS2"}, {0x47504653, "GPFS"},
   };
   for (const auto& e : kNetwork) {
     if (e.magic == f_type) return std::string(e.name);
@@ -228,8 +228,7 @@ std::vector<Finding> CheckKeystoreLocation(const std::string& dir, uid_t euid,
       struct stat fst;
       if (lstat(path.c_str(), &fst) != 0) continue;
       if (S_ISLNK(fst.st_mode)) {
-        out.push_back(Make("KH-KS-003", Severity::kHigh,
-                           Printable(path) + " is a symbolic link",
+        out.push_back(Make("KH-KS-003", Severity::kHigh, Printable(path) + " is a symbolic link",
                            "keyhold never follows links inside a keystore; whoever controls "
                            "the link target controls the file",
                            "replace the link with the regular file it should be, or remove it"));
@@ -251,22 +250,24 @@ std::vector<Finding> CheckKeystoreLocation(const std::string& dir, uid_t euid,
                          "mode " + Octal(ast.st_mode) +
                              " without the sticky bit: any user can rename the keystore away "
                              "and put their own in its place",
-                         "chmod o-w " + Printable(a) + " (or +t), or move the keystore "
-                         "under a directory only you can write"));
+                         "chmod o-w " + Printable(a) +
+                             " (or +t), or move the keystore "
+                             "under a directory only you can write"));
     } else if ((ast.st_mode & S_IWGRP) != 0 && !sticky) {
       out.push_back(Make("KH-KS-005", Severity::kMedium,
                          "parent directory " + Printable(a) + " is writable by its group",
                          "mode " + Octal(ast.st_mode) + ", group gid " +
                              std::to_string(ast.st_gid) +
                              ", no sticky bit: group members can replace the keystore",
-                         "chmod g-w " + Printable(a) + ", or move the keystore under a "
-                         "directory only you can write"));
+                         "chmod g-w " + Printable(a) +
+                             ", or move the keystore under a "
+                             "directory only you can write"));
     } else if (ast.st_uid != 0 && ast.st_uid != euid) {
-      out.push_back(Make("KH-KS-005", Severity::kMedium,
-                         "parent directory " + Printable(a) + " belongs to another user",
-                         "owner uid " + std::to_string(ast.st_uid) +
-                             ": that user can replace the keystore",
-                         "move the keystore under a directory owned by you or root"));
+      out.push_back(
+          Make("KH-KS-005", Severity::kMedium,
+               "parent directory " + Printable(a) + " belongs to another user",
+               "owner uid " + std::to_string(ast.st_uid) + ": that user can replace the keystore",
+               "move the keystore under a directory owned by you or root"));
     }
   }
 
@@ -304,15 +305,16 @@ std::vector<Finding> CheckSlots(const std::vector<keystore::SlotInfo>& slots) {
     }
     if (s.kdf.iterations < floor.iterations || s.kdf.memory_kib < floor.memory_kib ||
         s.kdf.parallelism < floor.parallelism) {
-      out.push_back(Make(
-          "KH-SL-001", Severity::kMedium,
-          "passphrase slot " + Printable(s.id) + " has Argon2id parameters below the floor",
-          "t=" + std::to_string(s.kdf.iterations) + " m=" + std::to_string(s.kdf.memory_kib) +
-              " KiB p=" + std::to_string(s.kdf.parallelism) + "; the floor is t=" +
-              std::to_string(floor.iterations) + " m=" + std::to_string(floor.memory_kib) +
-              " KiB p=" + std::to_string(floor.parallelism) + " (RFC 9106)",
-          "keyhold slot add-passphrase (calibrated, at or above the floor), then keyhold slot "
-          "remove " + Printable(s.id)));
+      out.push_back(
+          Make("KH-SL-001", Severity::kMedium,
+               "passphrase slot " + Printable(s.id) + " has Argon2id parameters below the floor",
+               "t=" + std::to_string(s.kdf.iterations) + " m=" + std::to_string(s.kdf.memory_kib) +
+                   " KiB p=" + std::to_string(s.kdf.parallelism) + "; the floor is t=" +
+                   std::to_string(floor.iterations) + " m=" + std::to_string(floor.memory_kib) +
+                   " KiB p=" + std::to_string(floor.parallelism) + " (RFC 9106)",
+               "keyhold slot add-passphrase (calibrated, at or above the floor), then keyhold slot "
+               "remove " +
+                   Printable(s.id)));
     }
   }
   if (!has_recipient) {
@@ -325,11 +327,11 @@ std::vector<Finding> CheckSlots(const std::vector<keystore::SlotInfo>& slots) {
                        "(docs/best-practices.md, Recovery)"));
   }
   if (slots.size() == 1) {
-    out.push_back(Make("KH-SL-003", Severity::kLow, "only one unlock slot",
-                       "slot " + Printable(slots.front().id) +
-                           " is the only way to open the keystore",
-                       "add a second slot: a recovery recipient (keyhold slot add-recipient) "
-                       "or a second passphrase held by someone else"));
+    out.push_back(
+        Make("KH-SL-003", Severity::kLow, "only one unlock slot",
+             "slot " + Printable(slots.front().id) + " is the only way to open the keystore",
+             "add a second slot: a recovery recipient (keyhold slot add-recipient) "
+             "or a second passphrase held by someone else"));
   }
   return out;
 }
@@ -341,16 +343,17 @@ std::vector<Finding> CheckKeys(const std::vector<keystore::KeyInfo>& keys, int64
     const int64_t period = static_cast<int64_t>(k.policy.rotation_days) * kSecondsPerDay;
     if (k.policy.rotation_days == 0) {
       out.push_back(Make("KH-KEY-002", Severity::kLow, "key " + name + " has no rotation policy",
-                         "rotation_days is 0", "keyhold key policy " + name +
-                                                   " --rotation-days 90 (or your schedule)"));
+                         "rotation_days is 0",
+                         "keyhold key policy " + name + " --rotation-days 90 (or your schedule)"));
     } else if (now_unix - k.last_rotated_unix > period) {
-      out.push_back(Make("KH-KEY-001", Severity::kMedium, "key " + name + " is overdue for rotation",
-                         "newest version v" + std::to_string(k.versions.size()) + " created " +
-                             FormatTime(k.last_rotated_unix) + ", " +
-                             Days(now_unix - k.last_rotated_unix) + " ago; rotation_days is " +
-                             std::to_string(k.policy.rotation_days),
-                         "keyhold key rotate " + name + ", then keyhold rewrap the objects and "
-                         "keyhold key retire the old version"));
+      out.push_back(
+          Make("KH-KEY-001", Severity::kMedium, "key " + name + " is overdue for rotation",
+               "newest version v" + std::to_string(k.versions.size()) + " created " +
+                   FormatTime(k.last_rotated_unix) + ", " + Days(now_unix - k.last_rotated_unix) +
+                   " ago; rotation_days is " + std::to_string(k.policy.rotation_days),
+               "keyhold key rotate " + name +
+                   ", then keyhold rewrap the objects and "
+                   "keyhold key retire the old version"));
     }
     std::vector<std::string> active;
     std::vector<std::string> stale;
@@ -365,24 +368,24 @@ std::vector<Finding> CheckKeys(const std::vector<keystore::KeyInfo>& keys, int64
       }
     }
     if (active.size() > kMaxActiveVersions) {
-      out.push_back(Make("KH-KEY-003", Severity::kLow,
-                         "key " + name + " has " + std::to_string(active.size()) +
-                             " active versions",
-                         "active: " + Join(active, ", ") + "; more than " +
-                             std::to_string(kMaxActiveVersions) + " widens what a leaked "
-                             "keystore copy still encrypts with",
-                         "keyhold rewrap the objects to the primary, then keyhold key retire " +
-                             name + " VERSION for each older one"));
+      out.push_back(Make(
+          "KH-KEY-003", Severity::kLow,
+          "key " + name + " has " + std::to_string(active.size()) + " active versions",
+          "active: " + Join(active, ", ") + "; more than " + std::to_string(kMaxActiveVersions) +
+              " widens what a leaked "
+              "keystore copy still encrypts with",
+          "keyhold rewrap the objects to the primary, then keyhold key retire " + name +
+              " VERSION for each older one"));
     }
     if (!stale.empty()) {
-      out.push_back(Make("KH-KEY-004", Severity::kMedium,
-                         "key " + name + " has active non-primary versions older than its "
-                         "rotation period",
-                         Join(stale, ", ") + "; rotation_days is " +
-                             std::to_string(k.policy.rotation_days) + ", primary is v" +
-                             std::to_string(k.primary_version),
-                         "keyhold rewrap the objects, then keyhold key retire " + name +
-                             " VERSION for each"));
+      out.push_back(Make(
+          "KH-KEY-004", Severity::kMedium,
+          "key " + name +
+              " has active non-primary versions older than its "
+              "rotation period",
+          Join(stale, ", ") + "; rotation_days is " + std::to_string(k.policy.rotation_days) +
+              ", primary is v" + std::to_string(k.primary_version),
+          "keyhold rewrap the objects, then keyhold key retire " + name + " VERSION for each"));
     }
     // Rule (docs/best-practices.md): once every version below the primary has stopped being
     // active, the key was rotated and the old versions wound down; min_decryption_version
@@ -395,15 +398,15 @@ std::vector<Finding> CheckKeys(const std::vector<keystore::KeyInfo>& keys, int64
         }
       }
       if (all_old_retired) {
-        out.push_back(Make(
-            "KH-KEY-005", Severity::kLow,
-            "key " + name + ": min_decryption_version not raised after rotation",
-            "primary is v" + std::to_string(k.primary_version) +
-                ", every older version is retired, disabled or destroyed, and "
-                "min_decryption_version is still 1",
-            "when keyhold scan (or keyhold doctor PATH...) shows no object depends on the old "
-            "versions: keyhold key policy " + name + " --min-decryption-version " +
-                std::to_string(k.primary_version)));
+        out.push_back(
+            Make("KH-KEY-005", Severity::kLow,
+                 "key " + name + ": min_decryption_version not raised after rotation",
+                 "primary is v" + std::to_string(k.primary_version) +
+                     ", every older version is retired, disabled or destroyed, and "
+                     "min_decryption_version is still 1",
+                 "when keyhold scan (or keyhold doctor PATH...) shows no object depends on the old "
+                 "versions: keyhold key policy " +
+                     name + " --min-decryption-version " + std::to_string(k.primary_version)));
       }
     }
     if (k.primary_version == 0) {
@@ -483,7 +486,8 @@ std::vector<Finding> CheckCorpus(const std::vector<ScanEntry>& entries, const Sc
 std::optional<Finding> CheckAuditLogPresent(const std::string& dir) {
   struct stat st;
   const bool log = lstat((dir + "/" + std::string(keystore::kAuditLogFileName)).c_str(), &st) == 0;
-  const bool head = lstat((dir + "/" + std::string(keystore::kAuditHeadFileName)).c_str(), &st) == 0;
+  const bool head =
+      lstat((dir + "/" + std::string(keystore::kAuditHeadFileName)).c_str(), &st) == 0;
   if (log || head) return std::nullopt;
   return Make("KH-AUD-001", Severity::kHigh, "no audit log",
               "neither " + std::string(keystore::kAuditLogFileName) + " nor " +
@@ -496,7 +500,8 @@ std::optional<Finding> CheckAuditLogPresent(const std::string& dir) {
 std::optional<Finding> CheckAuditReport(const keystore::AuditVerifyReport& report) {
   auto first = report.FirstProblem();
   if (!first) return std::nullopt;
-  std::string where = first->line == 0 ? std::string() : "line " + std::to_string(first->line) + ": ";
+  std::string where =
+      first->line == 0 ? std::string() : "line " + std::to_string(first->line) + ": ";
   return Make("KH-AUD-002", Severity::kHigh, "audit log verification failed",
               where + Printable(first->reason) + " (" + std::to_string(report.verified_entries) +
                   " entries verified before it)",
@@ -574,7 +579,8 @@ HygieneFacts CollectHygieneFacts(const std::string& swaps_path) {
   }
   struct rlimit rl;
   if (getrlimit(RLIMIT_MEMLOCK, &rl) == 0) {
-    f.memlock_limit = rl.rlim_cur == RLIM_INFINITY ? UINT64_MAX : static_cast<uint64_t>(rl.rlim_cur);
+    f.memlock_limit =
+        rl.rlim_cur == RLIM_INFINITY ? UINT64_MAX : static_cast<uint64_t>(rl.rlim_cur);
   }
   if (auto status = ReadSmallText("/proc/self/status")) {
     size_t p = status->find("\nCapEff:");
@@ -654,8 +660,8 @@ std::string SummaryLine(const std::vector<Finding>& findings) {
 }
 
 nlohmann::json DoctorReportToJson(const std::vector<Finding>& findings, bool verified,
-                                  const std::optional<std::string>& keystore_dir,
-                                  Severity fail_on, bool failed) {
+                                  const std::optional<std::string>& keystore_dir, Severity fail_on,
+                                  bool failed) {
   nlohmann::json arr = nlohmann::json::array();
   size_t counts[4] = {0, 0, 0, 0};
   for (const auto& f : findings) {

@@ -9,12 +9,11 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "keyhold/crypto/result.h"
 #include "keyhold/keystore/audit_log.h"
@@ -33,9 +32,9 @@ Result<Severity> ParseSeverity(std::string_view name);
 struct Finding {
   std::string id;  // stable, e.g. "KH-KS-001"
   Severity severity = Severity::kInfo;
-  std::string title;        // one line: what is wrong, naming the subject
-  std::string evidence;     // the observed values that prove it
-  std::string remediation;  // what to run or change
+  std::string title;                 // one line: what is wrong, naming the subject
+  std::string evidence;              // the observed values that prove it
+  std::string remediation;           // what to run or change
   std::vector<std::string> objects;  // corpus findings: every object concerned
 };
 
@@ -97,7 +96,7 @@ struct HygieneFacts {
   // Soft RLIMIT_CORE of the invoking shell (keyhold sets its own to 0 at startup); nullopt
   // if it could not be read. UINT64_MAX for unlimited.
   std::optional<uint64_t> shell_core_limit;
-  std::string core_pattern;  // /proc/sys/kernel/core_pattern, for the evidence
+  std::string core_pattern;    // /proc/sys/kernel/core_pattern, for the evidence
   uint64_t memlock_limit = 0;  // soft RLIMIT_MEMLOCK of this process (UINT64_MAX: unlimited)
   bool cap_ipc_lock = false;   // CAP_IPC_LOCK in the effective set (no limit applies)
   std::optional<std::string> swaps_text;  // /proc/swaps, nullopt if unreadable
@@ -128,8 +127,8 @@ std::string SummaryLine(const std::vector<Finding>& findings);
 // {"findings": [...], "summary": {...}, "verified": bool, ...}: the stable JSON form
 // documented in docs/best-practices.md.
 nlohmann::json DoctorReportToJson(const std::vector<Finding>& findings, bool verified,
-                                  const std::optional<std::string>& keystore_dir,
-                                  Severity fail_on, bool failed);
+                                  const std::optional<std::string>& keystore_dir, Severity fail_on,
+                                  bool failed);
 
 }  // namespace keyhold::cli
 

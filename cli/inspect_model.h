@@ -3,10 +3,9 @@
 #define KEYHOLD_CLI_INSPECT_MODEL_H_
 
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
-
-#include <nlohmann/json.hpp>
 
 #include "keyhold/crypto/envelope.h"
 #include "keyhold/crypto/result.h"

@@ -3,11 +3,10 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 
+#include <CLI/CLI.hpp>
 #include <csignal>
 #include <cstdio>
 #include <string>
-
-#include <CLI/CLI.hpp>
 
 #include "commands/commands.h"
 #include "context.h"
@@ -23,7 +22,9 @@ namespace {
 // Key material must not end up in a core dump: no dumps, and no ptrace attach by other
 // processes of the same user (PR_SET_DUMPABLE 0 covers both).
 void HardenProcess() {
-  struct rlimit no_core {0, 0};
+  struct rlimit no_core {
+    0, 0
+  };
   setrlimit(RLIMIT_CORE, &no_core);
   prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 }

@@ -74,8 +74,9 @@ Status MakeParentDirs(const std::string& root, const std::string& path) {
     if (lstat(dir.c_str(), &st) == 0) {
       if (S_ISLNK(st.st_mode)) {
         return Error(ErrorCode::kInvalidArgument,
-                     dir + ": is a symbolic link inside the output directory; refusing to "
-                           "write through it");
+                     dir +
+                         ": is a symbolic link inside the output directory; refusing to "
+                         "write through it");
       }
       if (!S_ISDIR(st.st_mode)) return Error(ErrorCode::kIo, dir + ": not a directory");
       return {};
@@ -119,8 +120,7 @@ Result<envelope::EncryptionContext> ParseContextArgs(const std::vector<std::stri
   }
   auto encoded = envelope::EncodeContext(ctx);
   if (!encoded.ok()) {
-    return Error(ErrorCode::kInvalidArgument,
-                 std::string(flag) + ": " + encoded.error().message);
+    return Error(ErrorCode::kInvalidArgument, std::string(flag) + ": " + encoded.error().message);
   }
   return ctx;
 }

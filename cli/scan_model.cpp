@@ -48,24 +48,33 @@ std::optional<VersionStatus> StatusOf(const envelope::KekStanza& k, const keysto
   if (k.version == 0 || k.version > key.versions.size()) return VersionStatus::kUnknownVersion;
   const keystore::KeyVersionInfo& v = key.versions[k.version - 1];
   switch (v.state) {
-    case keystore::KeyState::kDestroyed: return VersionStatus::kDestroyed;
-    case keystore::KeyState::kDisabled: return VersionStatus::kDisabled;
-    default: break;
+    case keystore::KeyState::kDestroyed:
+      return VersionStatus::kDestroyed;
+    case keystore::KeyState::kDisabled:
+      return VersionStatus::kDisabled;
+    default:
+      break;
   }
   if (k.version < key.policy.min_decryption_version) return VersionStatus::kBelowMin;
   return v.state == keystore::KeyState::kActive ? VersionStatus::kUsable
-                                                 : VersionStatus::kDecryptOnly;
+                                                : VersionStatus::kDecryptOnly;
 }
 
 // Lower is better: the order in which a decrypt would prefer the outcomes.
 int Rank(VersionStatus s) {
   switch (s) {
-    case VersionStatus::kUsable: return 0;
-    case VersionStatus::kDecryptOnly: return 1;
-    case VersionStatus::kBelowMin: return 2;
-    case VersionStatus::kDisabled: return 3;
-    case VersionStatus::kUnknownVersion: return 4;
-    case VersionStatus::kDestroyed: return 5;
+    case VersionStatus::kUsable:
+      return 0;
+    case VersionStatus::kDecryptOnly:
+      return 1;
+    case VersionStatus::kBelowMin:
+      return 2;
+    case VersionStatus::kDisabled:
+      return 3;
+    case VersionStatus::kUnknownVersion:
+      return 4;
+    case VersionStatus::kDestroyed:
+      return 5;
   }
   return 6;
 }
@@ -82,12 +91,18 @@ const keystore::KeyInfo* FindKey(const std::vector<keystore::KeyInfo>& keys,
 
 std::string_view VersionStatusName(VersionStatus status) {
   switch (status) {
-    case VersionStatus::kUsable: return "usable";
-    case VersionStatus::kDecryptOnly: return "decrypt-only";
-    case VersionStatus::kBelowMin: return "below-min";
-    case VersionStatus::kDisabled: return "disabled";
-    case VersionStatus::kDestroyed: return "destroyed";
-    case VersionStatus::kUnknownVersion: return "unknown-version";
+    case VersionStatus::kUsable:
+      return "usable";
+    case VersionStatus::kDecryptOnly:
+      return "decrypt-only";
+    case VersionStatus::kBelowMin:
+      return "below-min";
+    case VersionStatus::kDisabled:
+      return "disabled";
+    case VersionStatus::kDestroyed:
+      return "destroyed";
+    case VersionStatus::kUnknownVersion:
+      return "unknown-version";
   }
   return "unknown";
 }
@@ -218,12 +233,23 @@ ScanReport BuildScanReport(const std::vector<ScanEntry>& entries,
       continue;
     }
     switch (*best) {
-      case VersionStatus::kUsable: break;
-      case VersionStatus::kDecryptOnly: r.only_decrypt_only.push_back(e.path); break;
-      case VersionStatus::kBelowMin: r.only_below_min.push_back(e.path); break;
-      case VersionStatus::kDisabled: r.only_disabled.push_back(e.path); break;
-      case VersionStatus::kDestroyed: r.only_destroyed.push_back(e.path); break;
-      case VersionStatus::kUnknownVersion: r.only_unknown_version.push_back(e.path); break;
+      case VersionStatus::kUsable:
+        break;
+      case VersionStatus::kDecryptOnly:
+        r.only_decrypt_only.push_back(e.path);
+        break;
+      case VersionStatus::kBelowMin:
+        r.only_below_min.push_back(e.path);
+        break;
+      case VersionStatus::kDisabled:
+        r.only_disabled.push_back(e.path);
+        break;
+      case VersionStatus::kDestroyed:
+        r.only_destroyed.push_back(e.path);
+        break;
+      case VersionStatus::kUnknownVersion:
+        r.only_unknown_version.push_back(e.path);
+        break;
     }
   }
   for (auto& [k, v] : versions) r.key_versions.push_back(std::move(v));

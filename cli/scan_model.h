@@ -7,11 +7,10 @@
 
 #include <array>
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "inspect_model.h"
 #include "keyhold/crypto/result.h"
@@ -44,11 +43,11 @@ Result<std::vector<ScanEntry>> ScanPaths(const std::vector<std::string>& paths, 
 
 // How usable a kek stanza of this keystore is, from the key's (unverified or verified) state.
 enum class VersionStatus {
-  kUsable,        // active and >= min_decryption_version
-  kDecryptOnly,   // decrypt-only and >= min_decryption_version: opens, but should be rewrapped
-  kBelowMin,      // below the key's min_decryption_version: refused
-  kDisabled,      // disabled: refused until enabled
-  kDestroyed,     // destroyed: gone for good
+  kUsable,          // active and >= min_decryption_version
+  kDecryptOnly,     // decrypt-only and >= min_decryption_version: opens, but should be rewrapped
+  kBelowMin,        // below the key's min_decryption_version: refused
+  kDisabled,        // disabled: refused until enabled
+  kDestroyed,       // destroyed: gone for good
   kUnknownVersion,  // the key exists but has no such version (another copy of the keystore?)
 };
 std::string_view VersionStatusName(VersionStatus status);  // "usable", "decrypt-only", ...
@@ -57,18 +56,18 @@ struct KeyVersionUsage {
   std::string key_name;  // from the keystore when known, else the stanza's hint
   std::string key_id;    // hex
   uint32_t version = 0;
-  bool in_keystore = false;               // key id known to the keystore
-  std::optional<std::string> state;       // keystore state name, unset if not in the keystore
-  bool primary = false;                   // this is the key's primary version
+  bool in_keystore = false;          // key id known to the keystore
+  std::optional<std::string> state;  // keystore state name, unset if not in the keystore
+  bool primary = false;              // this is the key's primary version
   uint64_t objects = 0;
   uint64_t bytes = 0;  // header + payload bytes of those objects
 };
 
 struct RecipientUsage {
-  std::string fingerprint;              // hex, as in the stanza
-  std::optional<std::string> name;      // address-book name, if any
-  std::optional<std::string> recipient; // "kh1...", if known from a slot or the address book
-  bool recovery = false;                // matches a recipient slot or an address-book entry
+  std::string fingerprint;               // hex, as in the stanza
+  std::optional<std::string> name;       // address-book name, if any
+  std::optional<std::string> recipient;  // "kh1...", if known from a slot or the address book
+  bool recovery = false;                 // matches a recipient slot or an address-book entry
   uint64_t objects = 0;
   uint64_t bytes = 0;
 };
@@ -91,7 +90,7 @@ struct ScanReport {
   std::vector<std::string> only_unknown_version;
   std::vector<std::string> not_on_primary;  // some kek stanza of ours is not the primary
   std::vector<std::string> no_keystore_stanza;
-  std::vector<std::string> no_recovery;     // no x25519 stanza for a recovery recipient
+  std::vector<std::string> no_recovery;  // no x25519 stanza for a recovery recipient
   std::vector<std::pair<std::string, std::string>> not_keyhold;  // path, reason
   std::vector<std::pair<std::string, std::string>> malformed;    // path, reason
   std::vector<std::pair<std::string, std::string>> unreadable;   // path, reason

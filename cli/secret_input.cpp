@@ -91,7 +91,8 @@ class TtyEchoOff {
 
 Result<SecretBytes> PromptOnce(int tty, const char* prompt) {
   std::string p = std::string(prompt) + ": ";
-  KH_RETURN_IF_ERROR(WriteAll(tty, std::span(reinterpret_cast<const uint8_t*>(p.data()), p.size())));
+  KH_RETURN_IF_ERROR(
+      WriteAll(tty, std::span(reinterpret_cast<const uint8_t*>(p.data()), p.size())));
   TtyEchoOff echo_off(tty);
   return ReadSecretFromFd(tty, /*line=*/true);
 }

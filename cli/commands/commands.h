@@ -3,9 +3,8 @@
 #ifndef KEYHOLD_CLI_COMMANDS_COMMANDS_H_
 #define KEYHOLD_CLI_COMMANDS_COMMANDS_H_
 
-#include <functional>
-
 #include <CLI/CLI.hpp>
+#include <functional>
 
 #include "context.h"
 #include "keyhold/crypto/result.h"

@@ -13,11 +13,12 @@ namespace keyhold::cli {
 // At most this many dependent objects are listed on stderr; the count is always given.
 constexpr size_t kMaxListedDependents = 50;
 
-Result<int> RunKeyDestroy(Context& ctx, const std::string& name, uint32_t version,
-                          bool confirmed, const std::vector<std::string>& scan_paths, bool force) {
+Result<int> RunKeyDestroy(Context& ctx, const std::string& name, uint32_t version, bool confirmed,
+                          const std::vector<std::string>& scan_paths, bool force) {
   const std::string label = name + " version " + std::to_string(version);
   if (!confirmed) {
-    return Error(ErrorCode::kPolicyRefused, "destroying " + label + " needs --yes-destroy-key-material",
+    return Error(ErrorCode::kPolicyRefused,
+                 "destroying " + label + " needs --yes-destroy-key-material",
                  "objects wrapped only to this version become unrecoverable; check first with "
                  "`keyhold scan PATH`");
   }
@@ -29,10 +30,12 @@ Result<int> RunKeyDestroy(Context& ctx, const std::string& name, uint32_t versio
     // The decision uses the unlocked (verified) keystore's states, never Peek's.
     KH_ASSIGN_OR_RETURN(keystore::KeyInfo key, ks->GetKey(name));
     if (version == 0 || version > key.versions.size()) {
-      return Error(ErrorCode::kNotFound, "key " + name + " has no version " + std::to_string(version));
+      return Error(ErrorCode::kNotFound,
+                   "key " + name + " has no version " + std::to_string(version));
     }
     std::vector<std::string> skipped;
-    KH_ASSIGN_OR_RETURN(std::vector<ScanEntry> entries, ScanPaths(scan_paths, DefaultJobs(), &skipped));
+    KH_ASSIGN_OR_RETURN(std::vector<ScanEntry> entries,
+                        ScanPaths(scan_paths, DefaultJobs(), &skipped));
     for (const auto& s : skipped) Warn("skipped " + Printable(s));
     size_t unreadable = 0, malformed = 0;
     for (const auto& e : entries) {
@@ -43,13 +46,12 @@ Result<int> RunKeyDestroy(Context& ctx, const std::string& name, uint32_t versio
         ObjectsDependingOn(entries, ks->ListKeys(), key.key_id, version);
     if (!dependents.empty()) {
       if (!force) {
-        PrintError(Error(ErrorCode::kPolicyRefused,
-                         std::to_string(dependents.size()) +
-                             " scanned object(s) can only be opened with " + label +
-                             " by this keystore: refusing to destroy it",
-                         "rewrap them first (`keyhold rewrap --from " + name + "@" +
-                             std::to_string(version) +
-                             " PATH`), or add --force to destroy anyway"));
+        PrintError(Error(
+            ErrorCode::kPolicyRefused,
+            std::to_string(dependents.size()) + " scanned object(s) can only be opened with " +
+                label + " by this keystore: refusing to destroy it",
+            "rewrap them first (`keyhold rewrap --from " + name + "@" + std::to_string(version) +
+                " PATH`), or add --force to destroy anyway"));
       }
       for (size_t i = 0; i < dependents.size() && i < kMaxListedDependents; ++i) {
         std::fprintf(stderr, "keyhold: depends on %s: %s\n", label.c_str(),
@@ -69,8 +71,10 @@ Result<int> RunKeyDestroy(Context& ctx, const std::string& name, uint32_t versio
     // A file we could not read might depend on the version: that is not a pass.
     if (unreadable > 0 && !force) {
       return Error(ErrorCode::kPolicyRefused,
-                   std::to_string(unreadable) + " scanned file(s) could not be read, so "
-                   "whether they depend on " + label + " is unknown",
+                   std::to_string(unreadable) +
+                       " scanned file(s) could not be read, so "
+                       "whether they depend on " +
+                       label + " is unknown",
                    "fix their permissions and scan again (`keyhold scan --json` lists them), "
                    "or add --force");
     }

@@ -7,7 +7,6 @@
 
 #include <cstdio>
 #include <ctime>
-
 #include <nlohmann/json.hpp>
 
 #include "bulk.h"
@@ -40,17 +39,17 @@ void Append(std::vector<Finding>& to, std::vector<Finding> from) {
 // exit code instead of becoming a finding.
 bool IsInvocationError(ErrorCode code) {
   return code == ErrorCode::kWrongPassphrase || code == ErrorCode::kInvalidArgument ||
-         code == ErrorCode::kIo || code == ErrorCode::kCancelled ||
-         code == ErrorCode::kNotFound || code == ErrorCode::kInternal;
+         code == ErrorCode::kIo || code == ErrorCode::kCancelled || code == ErrorCode::kNotFound ||
+         code == ErrorCode::kInternal;
 }
 
 Finding UnreadableKeystore(const std::string& dir, const Error& e, bool unlocking) {
   Finding f;
   f.id = "KH-KS-007";
   f.severity = Severity::kHigh;
-  f.title = std::string(unlocking ? "keystore failed to open and verify"
-                                  : "keystore could not be read") +
-            ": its slots and keys were not checked";
+  f.title =
+      std::string(unlocking ? "keystore failed to open and verify" : "keystore could not be read") +
+      ": its slots and keys were not checked";
   f.evidence = Printable(dir) + ": " + Printable(e.message);
   f.remediation = e.hint.empty() ? "see docs/keystore.md; restore keystore.json from a backup "
                                    "if it was damaged"
@@ -68,7 +67,8 @@ void PrintHuman(const std::vector<Finding>& findings, const std::optional<std::s
   } else {
     std::printf("keystore: none (object checks only)\n");
   }
-  if (files > 0) std::printf("objects: %llu files checked\n", static_cast<unsigned long long>(files));
+  if (files > 0)
+    std::printf("objects: %llu files checked\n", static_cast<unsigned long long>(files));
   if (!findings.empty()) {
     std::printf("\n%-12s %-9s %s\n", "ID", "SEVERITY", "FINDING");
     for (const auto& f : findings) {
@@ -91,8 +91,8 @@ Result<int> RunDoctor(Context& ctx, const DoctorOptions& opts) {
                  "point to it with --keystore DIR or KEYHOLD_HOME, or give PATH... to check "
                  "objects only");
   }
-  const int64_t now = opts.now_for_testing ? *opts.now_for_testing
-                                           : static_cast<int64_t>(std::time(nullptr));
+  const int64_t now =
+      opts.now_for_testing ? *opts.now_for_testing : static_cast<int64_t>(std::time(nullptr));
   std::vector<Finding> findings;
   std::optional<keystore::UnverifiedSummary> summary;
   bool verified = false;
@@ -173,9 +173,9 @@ Result<int> RunDoctor(Context& ctx, const DoctorOptions& opts) {
     Append(findings, CheckCorpus(entries, report, policy));
   }
 
-  Append(findings, CheckHygiene(CollectHygieneFacts(
-                       opts.swaps_file_for_testing.empty() ? "/proc/swaps"
-                                                           : opts.swaps_file_for_testing)));
+  Append(findings,
+         CheckHygiene(CollectHygieneFacts(
+             opts.swaps_file_for_testing.empty() ? "/proc/swaps" : opts.swaps_file_for_testing)));
   SortFindings(findings);
   bool failed = false;
   for (const auto& f : findings) failed = failed || f.severity >= fail_on;

@@ -1,7 +1,6 @@
 // keyhold encrypt: a fresh data key per object, wrapped to keystore keys (-k) and public
 // recipients (-r), payload in Cobblestone-256, context bound to both.
 #include <cstdio>
-
 #include <nlohmann/json.hpp>
 
 #include "audit_hooks.h"
@@ -64,8 +63,8 @@ Result<int> RunEncrypt(Context& ctx, const EncryptOptions& opts) {
   if (!opts.output.empty() && !opts.output_dir.empty()) {
     return Error(ErrorCode::kInvalidArgument, "-o and -O cannot be used together");
   }
-  std::vector<std::string> inputs = opts.inputs.empty() ? std::vector<std::string>{"-"}
-                                                        : opts.inputs;
+  std::vector<std::string> inputs =
+      opts.inputs.empty() ? std::vector<std::string>{"-"} : opts.inputs;
   KH_ASSIGN_OR_RETURN(Expansion expansion, ExpandInputs(inputs, /*skip_sidecars=*/false));
   const bool many = expansion.files.size() > 1 || expansion.had_directory;
   if (many && opts.output_dir.empty()) {
@@ -90,7 +89,8 @@ Result<int> RunEncrypt(Context& ctx, const EncryptOptions& opts) {
         return Error(ErrorCode::kInvalidArgument, "standard input cannot be used with -O DIR");
       }
       req.output = opts.output_dir + "/" + in.relative + kObjectSuffix;
-      if (auto s = MakeParentDirs(opts.output_dir, req.output); !s.ok()) return std::move(s).error();
+      if (auto s = MakeParentDirs(opts.output_dir, req.output); !s.ok())
+        return std::move(s).error();
     } else if (!opts.output.empty()) {
       req.output = opts.output;
     } else if (!IsStdio(in.path)) {
@@ -100,8 +100,8 @@ Result<int> RunEncrypt(Context& ctx, const EncryptOptions& opts) {
     auto stats = EncryptOne(params, req);
     if (!stats.ok()) {
       if (!many) return std::move(stats).error();
-      PrintError(Error(stats.error().code, in.path + ": " + stats.error().message,
-                       stats.error().hint));
+      PrintError(
+          Error(stats.error().code, in.path + ": " + stats.error().message, stats.error().hint));
       ++failed;
       continue;
     }
@@ -110,13 +110,16 @@ Result<int> RunEncrypt(Context& ctx, const EncryptOptions& opts) {
     AuditKeyUse(ctx, "encrypt", used_keys, req.output.empty() ? "-" : req.output);
   }
   if (ctx.global.json) {
-    nlohmann::json j = {{"done", done}, {"failed", failed}, {"plaintext_bytes", bytes},
-                        {"keys", used_keys}, {"recipients", opts.recipients.size()}};
+    nlohmann::json j = {{"done", done},
+                        {"failed", failed},
+                        {"plaintext_bytes", bytes},
+                        {"keys", used_keys},
+                        {"recipients", opts.recipients.size()}};
     // When the ciphertext went to stdout, the summary must not be appended to it.
     std::fprintf(wrote_stdout ? stderr : stdout, "%s\n", j.dump().c_str());
   } else if (many) {
-    Note("encrypted " + std::to_string(done) + " file(s), " + std::to_string(bytes) +
-         " bytes" + (failed ? ", " + std::to_string(failed) + " failed" : ""));
+    Note("encrypted " + std::to_string(done) + " file(s), " + std::to_string(bytes) + " bytes" +
+         (failed ? ", " + std::to_string(failed) + " failed" : ""));
   }
   return failed ? kExitPartialFailure : kExitOk;
 }

@@ -25,8 +25,9 @@ Result<int> RunInit(Context& ctx, const InitOptions& opts) {
   KH_RETURN_IF_ERROR(keystore::Keystore::Init(dir, pass, init));
   KH_RETURN_IF_ERROR(AuditKeystoreInit(dir, pass));  // docs/audit-log.md
   Note("created keystore " + dir);
-  Note("next: add a recovery slot (`keyhold keygen -o recovery.key` on an offline machine, then "
-       "`keyhold slot add-recipient kh1...`) and create a key (`keyhold key create NAME`)");
+  Note(
+      "next: add a recovery slot (`keyhold keygen -o recovery.key` on an offline machine, then "
+      "`keyhold slot add-recipient kh1...`) and create a key (`keyhold key create NAME`)");
   return kExitOk;
 }
 

@@ -1,6 +1,5 @@
 // keyhold inspect FILE...: what an object says about itself, without any key.
 #include <cstdio>
-
 #include <nlohmann/json.hpp>
 
 #include "commands/commands.h"
@@ -18,9 +17,10 @@ struct InspectOptions {
 
 void PrintHuman(const ObjectSummary& s) {
   std::printf("%s\n", Printable(s.path).c_str());
-  std::printf("  format:     keyhold v%u, suite %u (Cobblestone-256: AES-256-GCM, HKDF-SHA-512, "
-              "16 KiB chunks)\n",
-              s.header.version, s.header.suite);
+  std::printf(
+      "  format:     keyhold v%u, suite %u (Cobblestone-256: AES-256-GCM, HKDF-SHA-512, "
+      "16 KiB chunks)\n",
+      s.header.version, s.header.suite);
   std::printf("  object id:  %s\n", s.object_id.c_str());
   if (s.detached) {
     std::printf("  layout:     detached (header in %s)\n", Printable(s.header_path).c_str());
@@ -29,15 +29,17 @@ void PrintHuman(const ObjectSummary& s) {
   }
   std::printf("  header:     %zu bytes\n", s.header_size);
   if (s.plaintext_size) {
-    std::printf("  payload:    %llu bytes (%llu bytes of plaintext in %llu chunk%s, "
-                "not authenticated until decrypted)\n",
-                static_cast<unsigned long long>(s.payload_size),
-                static_cast<unsigned long long>(*s.plaintext_size),
-                static_cast<unsigned long long>(*s.chunks), *s.chunks == 1 ? "" : "s");
+    std::printf(
+        "  payload:    %llu bytes (%llu bytes of plaintext in %llu chunk%s, "
+        "not authenticated until decrypted)\n",
+        static_cast<unsigned long long>(s.payload_size),
+        static_cast<unsigned long long>(*s.plaintext_size),
+        static_cast<unsigned long long>(*s.chunks), *s.chunks == 1 ? "" : "s");
   } else {
-    std::printf("  payload:    %llu bytes (not a valid Cobblestone-256 length: truncated or "
-                "extended)\n",
-                static_cast<unsigned long long>(s.payload_size));
+    std::printf(
+        "  payload:    %llu bytes (not a valid Cobblestone-256 length: truncated or "
+        "extended)\n",
+        static_cast<unsigned long long>(s.payload_size));
   }
   if (s.header.context.empty()) {
     std::printf("  context:    (empty)\n");
@@ -91,8 +93,8 @@ Result<int> RunInspect(Context& ctx, const InspectOptions& opts) {
 
 void RegisterInspect(CLI::App& app, Context& ctx, Runner& run) {
   auto opts = std::make_shared<InspectOptions>();
-  CLI::App* cmd = AddCommand(app, "inspect",
-                             "show an object's format, context and recipients without any key");
+  CLI::App* cmd =
+      AddCommand(app, "inspect", "show an object's format, context and recipients without any key");
   cmd->add_option("FILE", opts->files, "encrypted objects (NAME.hdr beside NAME is used)")
       ->required();
   cmd->callback([opts, &ctx, &run] { run = [opts, &ctx] { return RunInspect(ctx, *opts); }; });

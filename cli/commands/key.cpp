@@ -1,7 +1,6 @@
 // keyhold key create | list | show | rotate | retire | disable | enable | destroy | policy |
 // default: the life of key-encryption keys.
 #include <cstdio>
-
 #include <nlohmann/json.hpp>
 
 #include "commands/commands.h"
@@ -100,10 +99,10 @@ Result<int> RunShow(Context& ctx, const KeyOptions& opts) {
   std::printf("  created:                %s\n", FormatTime(k.created_unix).c_str());
   std::printf("  primary version:        %s\n",
               k.primary_version ? std::to_string(k.primary_version).c_str() : "none");
-  std::printf("  rotation period:        %s%s\n",
-              k.policy.rotation_days ? (std::to_string(k.policy.rotation_days) + " days").c_str()
-                                     : "none",
-              k.rotation_overdue ? " (OVERDUE)" : "");
+  std::printf(
+      "  rotation period:        %s%s\n",
+      k.policy.rotation_days ? (std::to_string(k.policy.rotation_days) + " days").c_str() : "none",
+      k.rotation_overdue ? " (OVERDUE)" : "");
   std::printf("  min decryption version: %u\n", k.policy.min_decryption_version);
   std::printf("  %-8s %-13s %-20s %s\n", "VERSION", "STATE", "CREATED", "CHANGED");
   for (const auto& v : k.versions) {
@@ -166,8 +165,8 @@ void AddNameVersion(CLI::App* cmd, KeyOptions* opts) {
 }  // namespace
 
 // Implemented in destroy_guard.cpp (scan-based protection, rotation issue).
-Result<int> RunKeyDestroy(Context& ctx, const std::string& name, uint32_t version,
-                          bool confirmed, const std::vector<std::string>& scan_paths, bool force);
+Result<int> RunKeyDestroy(Context& ctx, const std::string& name, uint32_t version, bool confirmed,
+                          const std::vector<std::string>& scan_paths, bool force);
 
 void RegisterKey(CLI::App& app, Context& ctx, Runner& run) {
   auto opts = std::make_shared<KeyOptions>();

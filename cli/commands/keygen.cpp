@@ -50,8 +50,8 @@ Result<int> RunKeygen(const KeygenOptions& opts) {
 
 void RegisterKeygen(CLI::App& app, Context& /*ctx*/, Runner& run) {
   auto opts = std::make_shared<KeygenOptions>();
-  CLI::App* cmd = AddCommand(app, "keygen",
-                             "create an X25519 identity; prints its recipient string (kh1...)");
+  CLI::App* cmd =
+      AddCommand(app, "keygen", "create an X25519 identity; prints its recipient string (kh1...)");
   cmd->add_option("-o,--output", opts->output,
                   "write the identity to FILE (mode 0600, never overwritten); default stdout");
   cmd->callback([opts, &run] { run = [opts] { return RunKeygen(*opts); }; });

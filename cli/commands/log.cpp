@@ -1,7 +1,6 @@
 // keyhold log show | verify: read and check the keystore's tamper-evident audit log
 // (docs/audit-log.md). Both need the unlocked keystore: the log's MAC key is derived from it.
 #include <cstdio>
-
 #include <nlohmann/json.hpp>
 
 #include "commands/commands.h"
@@ -105,8 +104,7 @@ Result<int> RunShow(Context& ctx, const LogOptions& opts) {
                          {"verified", s.verified}});
     }
     nlohmann::json out = {{"intact", intact}, {"entries", entries}};
-    std::printf("%s\n",
-                out.dump(2, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
+    std::printf("%s\n", out.dump(2, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
   } else {
     for (const auto& s : read->entries) {
       std::printf("%6llu  %s  %s%s  %s\n", static_cast<unsigned long long>(s.entry.seq),
@@ -141,8 +139,7 @@ Result<int> RunVerify(Context& ctx) {
                           {"stopped_at", r.first_bad ? FindingJson(*r.first_bad) : nullptr},
                           {"findings", findings},
                           {"notes", r.notes}};
-    std::printf("%s\n",
-                out.dump(2, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
+    std::printf("%s\n", out.dump(2, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
   } else if (r.intact()) {
     std::printf("audit log intact: %llu entries, the last (%llu) at %s\n",
                 static_cast<unsigned long long>(r.verified_entries),
@@ -162,7 +159,8 @@ void RegisterLog(CLI::App& app, Context& ctx, Runner& run) {
   log->require_subcommand(1);
 
   auto* show = AddCommand(*log, "show", "print audit log entries (verifying them as it reads)");
-  show->add_option("--since", opts->since, "only entries at or after DATE (YYYY-MM-DD or RFC 3339)");
+  show->add_option("--since", opts->since,
+                   "only entries at or after DATE (YYYY-MM-DD or RFC 3339)");
   show->add_option("--key", opts->key, "only entries about key NAME");
   show->callback([opts, &ctx, &run] { run = [opts, &ctx] { return RunShow(ctx, *opts); }; });
 

@@ -1,6 +1,5 @@
 // keyhold recipient add NAME RECIPIENT | list | remove NAME: the public-key address book.
 #include <cstdio>
-
 #include <nlohmann/json.hpp>
 
 #include "commands/commands.h"
@@ -36,10 +35,10 @@ Result<int> RunList(Context& ctx) {
     nlohmann::json arr = nlohmann::json::array();
     for (const auto& r : list) {
       auto pub = envelope::ParseRecipient(r.recipient);
-      arr.push_back({{"name", r.name},
-                     {"recipient", r.recipient},
-                     {"fingerprint",
-                      pub.ok() ? HexEncode(envelope::RecipientFingerprint(*pub)) : ""}});
+      arr.push_back(
+          {{"name", r.name},
+           {"recipient", r.recipient},
+           {"fingerprint", pub.ok() ? HexEncode(envelope::RecipientFingerprint(*pub)) : ""}});
     }
     std::printf("%s\n", nlohmann::json{{"recipients", arr}}.dump(2).c_str());
     return kExitOk;

@@ -1,7 +1,6 @@
 // keyhold rewrap: move objects' data keys to the current primary key versions (or other keys
 // and recipients) without touching their payloads, over whole trees, in parallel, sharded.
 #include <cstdio>
-
 #include <nlohmann/json.hpp>
 
 #include "audit_hooks.h"

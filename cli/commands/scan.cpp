@@ -1,7 +1,6 @@
 // keyhold scan: an inventory of a tree of objects without unlocking anything. Key states
 // and policies come from Keystore::Peek and are marked unverified.
 #include <cstdio>
-
 #include <nlohmann/json.hpp>
 
 #include "bulk.h"
@@ -29,7 +28,8 @@ void PrintList(const char* title, const std::vector<std::string>& paths) {
 void PrintPairs(const char* title, const std::vector<std::pair<std::string, std::string>>& v) {
   if (v.empty()) return;
   std::printf("%s (%zu):\n", title, v.size());
-  for (const auto& [p, why] : v) std::printf("  %s: %s\n", Printable(p).c_str(), Printable(why).c_str());
+  for (const auto& [p, why] : v)
+    std::printf("  %s: %s\n", Printable(p).c_str(), Printable(why).c_str());
 }
 
 void PrintReport(const ScanReport& r) {
@@ -57,8 +57,7 @@ void PrintReport(const ScanReport& r) {
   PrintList("only on decrypt-only versions (rewrap them)", r.only_decrypt_only);
   PrintList("only on versions below min_decryption_version (refused)", r.only_below_min);
   PrintList("only on disabled versions (refused)", r.only_disabled);
-  PrintList("only on destroyed versions (lost unless another stanza opens them)",
-            r.only_destroyed);
+  PrintList("only on destroyed versions (lost unless another stanza opens them)", r.only_destroyed);
   PrintList("only on versions this keystore does not have", r.only_unknown_version);
   PrintList("not on their key's primary version", r.not_on_primary);
   PrintList("no stanza for a key of this keystore", r.no_keystore_stanza);

@@ -1,6 +1,5 @@
 // keyhold slot list | add-passphrase | add-recipient RECIPIENT | remove SLOT
 #include <cstdio>
-
 #include <nlohmann/json.hpp>
 
 #include "commands/commands.h"
@@ -25,10 +24,10 @@ Result<int> RunList(Context& ctx) {
   if (ctx.global.json) {
     nlohmann::json arr = nlohmann::json::array();
     for (const auto& s : slots) {
-      nlohmann::json j = {{"id", s.id},
-                          {"kind", s.kind == keystore::SlotKind::kPassphrase ? "passphrase"
-                                                                             : "recipient"},
-                          {"created", FormatTime(s.created_unix)}};
+      nlohmann::json j = {
+          {"id", s.id},
+          {"kind", s.kind == keystore::SlotKind::kPassphrase ? "passphrase" : "recipient"},
+          {"created", FormatTime(s.created_unix)}};
       if (s.kind == keystore::SlotKind::kPassphrase) {
         j["kdf"] = {{"algorithm", "argon2id"},
                     {"iterations", s.kdf.iterations},
@@ -44,12 +43,11 @@ Result<int> RunList(Context& ctx) {
   }
   std::printf("%-18s %-11s %-20s %s\n", "SLOT", "KIND", "CREATED", "DETAILS");
   for (const auto& s : slots) {
-    std::string details =
-        s.kind == keystore::SlotKind::kPassphrase
-            ? "argon2id t=" + std::to_string(s.kdf.iterations) +
-                  " m=" + std::to_string(s.kdf.memory_kib / 1024) + "MiB p=" +
-                  std::to_string(s.kdf.parallelism)
-            : s.recipient;
+    std::string details = s.kind == keystore::SlotKind::kPassphrase
+                              ? "argon2id t=" + std::to_string(s.kdf.iterations) +
+                                    " m=" + std::to_string(s.kdf.memory_kib / 1024) +
+                                    "MiB p=" + std::to_string(s.kdf.parallelism)
+                              : s.recipient;
     std::printf("%-18s %-11s %-20s %s\n", s.id.c_str(),
                 s.kind == keystore::SlotKind::kPassphrase ? "passphrase" : "recipient",
                 FormatTime(s.created_unix).c_str(), details.c_str());
@@ -106,11 +104,13 @@ void RegisterSlot(CLI::App& app, Context& ctx, Runner& run) {
   addp->add_option("--new-passphrase-file", opts->new_passphrase_file,
                    "read the new passphrase from FILE (default: prompt twice)");
   addp->add_flag("--insecure-fast-kdf-for-testing", opts->fast_kdf_for_testing)->group("");
-  addp->callback([opts, &ctx, &run] { run = [opts, &ctx] { return RunAddPassphrase(ctx, *opts); }; });
-  auto* addr = AddCommand(*slot, "add-recipient",
-                          "add a recovery/automation slot for an X25519 recipient");
+  addp->callback(
+      [opts, &ctx, &run] { run = [opts, &ctx] { return RunAddPassphrase(ctx, *opts); }; });
+  auto* addr =
+      AddCommand(*slot, "add-recipient", "add a recovery/automation slot for an X25519 recipient");
   addr->add_option("RECIPIENT", opts->recipient, "kh1... recipient string")->required();
-  addr->callback([opts, &ctx, &run] { run = [opts, &ctx] { return RunAddRecipient(ctx, *opts); }; });
+  addr->callback(
+      [opts, &ctx, &run] { run = [opts, &ctx] { return RunAddRecipient(ctx, *opts); }; });
   auto* rm = AddCommand(*slot, "remove", "remove an unlock slot (never the last one)");
   rm->add_option("SLOT", opts->slot_id, "slot id from `keyhold slot list`")->required();
   rm->callback([opts, &ctx, &run] { run = [opts, &ctx] { return RunRemove(ctx, *opts); }; });

@@ -18,7 +18,8 @@ struct SslDeleter {
   void operator()(T* p) const { Free(p); }
 };
 
-using EvpCipherCtxPtr = std::unique_ptr<EVP_CIPHER_CTX, SslDeleter<EVP_CIPHER_CTX, EVP_CIPHER_CTX_free>>;
+using EvpCipherCtxPtr =
+    std::unique_ptr<EVP_CIPHER_CTX, SslDeleter<EVP_CIPHER_CTX, EVP_CIPHER_CTX_free>>;
 using EvpMdCtxPtr = std::unique_ptr<EVP_MD_CTX, SslDeleter<EVP_MD_CTX, EVP_MD_CTX_free>>;
 using EvpMacCtxPtr = std::unique_ptr<EVP_MAC_CTX, SslDeleter<EVP_MAC_CTX, EVP_MAC_CTX_free>>;
 using EvpKdfCtxPtr = std::unique_ptr<EVP_KDF_CTX, SslDeleter<EVP_KDF_CTX, EVP_KDF_CTX_free>>;

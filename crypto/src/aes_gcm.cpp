@@ -98,8 +98,8 @@ Status AesGcm::Open(std::span<const uint8_t> nonce, std::span<const uint8_t> aad
               EVP_DecryptUpdate(ctx, nullptr, &len, aad.data(), static_cast<int>(aad.size())) == 1);
   ok = ok && (body == 0 || EVP_DecryptUpdate(ctx, out.data(), &len, ciphertext.data(),
                                              static_cast<int>(body)) == 1);
-  ok = ok && EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, static_cast<int>(kAesGcmTagSize),
-                                 tag) == 1;
+  ok = ok &&
+       EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, static_cast<int>(kAesGcmTagSize), tag) == 1;
   ok = ok && EVP_DecryptFinal_ex(ctx, out.data() + body, &len) == 1;
   if (!ok) {
     WipeMemory(out.data(), out.size());

@@ -6,21 +6,19 @@ namespace keyhold {
 
 Status ValidateArgon2idParams(const Argon2idParams& p) {
   if (p.parallelism != 1) {
-    return Error(ErrorCode::kUnsupported,
-                 "argon2id parallelism " + std::to_string(p.parallelism) +
-                     " is not supported (only 1)");
+    return Error(ErrorCode::kUnsupported, "argon2id parallelism " + std::to_string(p.parallelism) +
+                                              " is not supported (only 1)");
   }
   if (p.iterations < kArgon2idMinIterations || p.iterations > kArgon2idMaxIterations) {
-    return Error(ErrorCode::kUnsupported,
-                 "argon2id iterations " + std::to_string(p.iterations) + " outside " +
-                     std::to_string(kArgon2idMinIterations) + ".." +
-                     std::to_string(kArgon2idMaxIterations));
+    return Error(ErrorCode::kUnsupported, "argon2id iterations " + std::to_string(p.iterations) +
+                                              " outside " + std::to_string(kArgon2idMinIterations) +
+                                              ".." + std::to_string(kArgon2idMaxIterations));
   }
   if (p.memory_kib < kArgon2idMinMemoryKib || p.memory_kib > kArgon2idMaxMemoryKib) {
-    return Error(ErrorCode::kUnsupported,
-                 "argon2id memory " + std::to_string(p.memory_kib) + " KiB outside " +
-                     std::to_string(kArgon2idMinMemoryKib) + ".." +
-                     std::to_string(kArgon2idMaxMemoryKib) + " KiB");
+    return Error(ErrorCode::kUnsupported, "argon2id memory " + std::to_string(p.memory_kib) +
+                                              " KiB outside " +
+                                              std::to_string(kArgon2idMinMemoryKib) + ".." +
+                                              std::to_string(kArgon2idMaxMemoryKib) + " KiB");
   }
   return {};
 }

@@ -118,7 +118,8 @@ bool ConvertBits(std::span<const uint8_t> in, int from, int to, bool pad, Buffer
 
 std::string Bech32Encode(std::string_view hrp, std::span<const uint8_t> data, bool upper) {
   std::string lower_hrp;
-  for (char c : hrp) lower_hrp.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
+  for (char c : hrp)
+    lower_hrp.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
   WipingBuffer values;
   ConvertBits(data, 8, 5, true, values);
   WipingBuffer check = HrpExpand(lower_hrp, values.size() + 6);

@@ -81,8 +81,7 @@ Result<size_t> ReadFull(int fd, std::span<uint8_t> out) {
 Result<size_t> PreadFull(int fd, std::span<uint8_t> out, uint64_t offset) {
   size_t done = 0;
   while (done < out.size()) {
-    ssize_t n = pread(fd, out.data() + done, out.size() - done,
-                      static_cast<off_t>(offset + done));
+    ssize_t n = pread(fd, out.data() + done, out.size() - done, static_cast<off_t>(offset + done));
     if (n < 0) {
       if (errno == EINTR) continue;
       return IoError("read failed", errno);

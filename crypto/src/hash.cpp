@@ -31,8 +31,7 @@ template <size_t N>
 std::array<uint8_t, N> Digest(HashAlg alg, std::span<const uint8_t> data) {
   std::array<uint8_t, N> out{};
   unsigned int len = 0;
-  if (EVP_Digest(data.data(), data.size(), out.data(), &len, Md(alg), nullptr) != 1 ||
-      len != N) {
+  if (EVP_Digest(data.data(), data.size(), out.data(), &len, Md(alg), nullptr) != 1 || len != N) {
     std::abort();  // SHA-2 on memory cannot fail short of a broken library
   }
   return out;
@@ -180,9 +179,9 @@ std::vector<uint8_t> Hmac::Finish() {
 Status Hmac::Verify(std::span<const uint8_t> tag) {
   const size_t full = HashSize(impl_->alg);
   if (tag.size() < kMinHmacTagSize || tag.size() > full) {
-    return Error(ErrorCode::kInvalidArgument,
-                 "hmac tag must be " + std::to_string(kMinHmacTagSize) + ".." +
-                     std::to_string(full) + " bytes");
+    return Error(ErrorCode::kInvalidArgument, "hmac tag must be " +
+                                                  std::to_string(kMinHmacTagSize) + ".." +
+                                                  std::to_string(full) + " bytes");
   }
   std::vector<uint8_t> computed = Finish();
   if (!ConstantTimeEquals(std::span<const uint8_t>(computed).first(tag.size()), tag)) {

@@ -34,8 +34,8 @@ Result<SecretBytes> X25519SharedSecret(const SecretBytes& secret,
   SecretBytes shared(kX25519KeySize);
   // libsodium returns -1 for an all-zero result (and, in 1.0.18, for known low-order points).
   // We also check the output ourselves so the rule does not depend on the library version.
-  int rc = crypto_scalarmult_curve25519(shared.ExposeSecret().data(),
-                                        secret.ExposeSecret().data(), peer_public.data());
+  int rc = crypto_scalarmult_curve25519(shared.ExposeSecret().data(), secret.ExposeSecret().data(),
+                                        peer_public.data());
   if (rc != 0 || ConstantTimeIsZero(shared.ExposeSecret())) {
     return Error(ErrorCode::kAuthFailed, "x25519 produced an all-zero shared secret");
   }

@@ -299,8 +299,8 @@ bool Digits(std::string_view s, size_t pos, size_t n, unsigned& out) {
 // "YYYY-MM-DD" at the start of `s`; seconds of its midnight UTC.
 std::optional<int64_t> ParseDate(std::string_view s) {
   unsigned y = 0, m = 0, d = 0;
-  if (!Digits(s, 0, 4, y) || s.size() < 10 || s[4] != '-' || !Digits(s, 5, 2, m) ||
-      s[7] != '-' || !Digits(s, 8, 2, d)) {
+  if (!Digits(s, 0, 4, y) || s.size() < 10 || s[4] != '-' || !Digits(s, 5, 2, m) || s[7] != '-' ||
+      !Digits(s, 8, 2, d)) {
     return std::nullopt;
   }
   if (m < 1 || m > 12 || d < 1 || d > DaysInMonth(y, m)) return std::nullopt;
@@ -389,8 +389,8 @@ Result<std::optional<Head>> ReadHead(const std::string& dir, std::span<const uin
   Fd fd(open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
   if (fd.get() < 0) {
     if (errno == ENOENT) return std::optional<Head>();
-    return Error(ErrorCode::kAuthFailed, std::string(kAuditHeadFileName) +
-                                             " cannot be opened: " + std::strerror(errno));
+    return Error(ErrorCode::kAuthFailed,
+                 std::string(kAuditHeadFileName) + " cannot be opened: " + std::strerror(errno));
   }
   struct stat st;
   if (fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode)) {
@@ -467,8 +467,8 @@ class LineReader {
       any = true;
       const char* start = reinterpret_cast<const char*>(buf_.data()) + pos_;
       const void* nl = std::memchr(start, '\n', end_ - pos_);
-      const size_t take = nl ? static_cast<size_t>(static_cast<const char*>(nl) - start)
-                             : end_ - pos_;
+      const size_t take =
+          nl ? static_cast<size_t>(static_cast<const char*>(nl) - start) : end_ - pos_;
       line.length += take;
       if (!line.too_long) {
         if (line.length > kMaxAuditLineSize) {
@@ -518,9 +518,8 @@ Checked CheckLine(const Line& line, std::span<const uint8_t> key) {
   }
   std::string_view body(line.bytes.data(), parsed->mac_offset);
   if (!MacMatches(key, kEntryMacContext, body, parsed->mac)) {
-    out.problem =
-        "entry " + std::to_string(parsed->entry.seq) +
-        " does not verify (it was modified, or written with another keystore's key)";
+    out.problem = "entry " + std::to_string(parsed->entry.seq) +
+                  " does not verify (it was modified, or written with another keystore's key)";
     return out;
   }
   out.parsed = std::move(parsed).value();
@@ -584,9 +583,9 @@ Result<AuditVerifyReport> Scan(const std::string& dir, std::span<const uint8_t> 
       return Error(ErrorCode::kNotFound, "no audit log in " + dir,
                    "keyhold starts it at `keyhold init` and appends to it on every change");
     }
-    report.findings.push_back(
-        {0, std::string(kAuditLogFileName) + " is missing but " +
-                std::string(kAuditHeadFileName) + " exists: the log was deleted"});
+    report.findings.push_back({0, std::string(kAuditLogFileName) + " is missing but " +
+                                      std::string(kAuditHeadFileName) +
+                                      " exists: the log was deleted"});
     return report;
   }
 
@@ -653,8 +652,7 @@ Result<AuditVerifyReport> Scan(const std::string& dir, std::span<const uint8_t> 
     const bool is_ack = e.event == kAuditTornTailEvent;
     if (is_ack) {
       if (torn.empty()) {
-        stop(line.number, "acknowledges a torn line that is not there (a line was removed)",
-             &line);
+        stop(line.number, "acknowledges a torn line that is not there (a line was removed)", &line);
         continue;
       }
       const Bad& b = torn.front();
@@ -673,22 +671,24 @@ Result<AuditVerifyReport> Scan(const std::string& dir, std::span<const uint8_t> 
       continue;
     }
     if (e.seq != expected_seq) {
-      stop(line.number, "entry " + std::to_string(e.seq) + " where entry " +
-                            std::to_string(expected_seq) +
-                            " was expected (entries were deleted, inserted or reordered)",
+      stop(line.number,
+           "entry " + std::to_string(e.seq) + " where entry " + std::to_string(expected_seq) +
+               " was expected (entries were deleted, inserted or reordered)",
            &line);
       continue;
     }
     if (!ConstantTimeEquals(c.parsed->prev, prev)) {
-      stop(line.number, "entry " + std::to_string(e.seq) +
-                            " does not chain to the entry before it (entries were replaced)",
+      stop(line.number,
+           "entry " + std::to_string(e.seq) +
+               " does not chain to the entry before it (entries were replaced)",
            &line);
       continue;
     }
     const bool is_genesis = e.event == kAuditGenesisEvent;
     if (is_genesis != (e.seq == 1)) {
-      stop(line.number, is_genesis ? "a genesis entry in the middle of the log"
-                                   : "the first entry is not the genesis entry",
+      stop(line.number,
+           is_genesis ? "a genesis entry in the middle of the log"
+                      : "the first entry is not the genesis entry",
            &line);
       continue;
     }
@@ -706,8 +706,7 @@ Result<AuditVerifyReport> Scan(const std::string& dir, std::span<const uint8_t> 
       if (g) {
         generation = g;
         if (*g > 0) {
-          report.notes.push_back("the log starts after keystore generation " +
-                                 std::to_string(*g) +
+          report.notes.push_back("the log starts after keystore generation " + std::to_string(*g) +
                                  ": earlier keystore changes are not in this log");
         }
       }
@@ -745,8 +744,9 @@ Result<AuditVerifyReport> Scan(const std::string& dir, std::span<const uint8_t> 
   }
 
   if (unterminated_entry) {
-    report.notes.push_back("the last line lacks its newline (an append was interrupted); the "
-                           "next append completes it");
+    report.notes.push_back(
+        "the last line lacks its newline (an append was interrupted); the "
+        "next append completes it");
   }
   if (head_problem) {
     report.findings.push_back({0, *head_problem});
@@ -771,8 +771,7 @@ Result<AuditVerifyReport> Scan(const std::string& dir, std::span<const uint8_t> 
   if (options.keystore_generation && generation && *options.keystore_generation != *generation) {
     report.findings.push_back(
         {0, "the keystore is at generation " + std::to_string(*options.keystore_generation) +
-                " but the log's last keystore change is generation " +
-                std::to_string(*generation) +
+                " but the log's last keystore change is generation " + std::to_string(*generation) +
                 (*options.keystore_generation > *generation
                      ? " (changes are missing from the end of the log)"
                      : " (the keystore was rolled back)")});
@@ -859,8 +858,7 @@ Result<std::string> EncodeAuditLine(const AuditEntry& entry, std::span<const uin
     return Error(ErrorCode::kInvalidArgument, "bad hash or key size");
   }
   auto t = ParseEntryTime(entry.time);
-  if (!t || entry.event.empty() || entry.event.size() > kMaxNameSize ||
-      !IsValidUtf8(entry.event)) {
+  if (!t || entry.event.empty() || entry.event.size() > kMaxNameSize || !IsValidUtf8(entry.event)) {
     return Error(ErrorCode::kInvalidArgument, "bad audit entry time or event name");
   }
   std::string body = "{\"seq\":" + std::to_string(entry.seq) + ",\"time\":";
@@ -966,7 +964,8 @@ Status AuditLog::Record(const AuditEvent& event) {
   for (const auto& [k, v] : event.fields) {
     std::string name = SanitizeUtf8(k);
     // The codec refuses repeated names; keep every value rather than drop one.
-    for (int n = 2; !names.insert(name).second; ++n) name = SanitizeUtf8(k) + "_" + std::to_string(n);
+    for (int n = 2; !names.insert(name).second; ++n)
+      name = SanitizeUtf8(k) + "_" + std::to_string(n);
     p.fields.emplace_back(std::move(name), SanitizeUtf8(v));
   }
   if (names.insert("generation").second) {
@@ -1023,8 +1022,7 @@ Status AuditLog::FlushNow() {
   if (!S_ISREG(st.st_mode)) return Error(ErrorCode::kInsecurePermissions, path + " is not a file");
   if (st.st_uid != geteuid() || (st.st_mode & 077) != 0) {
     return Error(ErrorCode::kInsecurePermissions,
-                 path + " is accessible to others or owned by another user",
-                 "chmod 600 " + path);
+                 path + " is accessible to others or owned by another user", "chmod 600 " + path);
   }
   KH_RETURN_IF_ERROR(Lock(fd.get(), LOCK_EX, path));
   // Everything below decides from what is in the file now, under the lock.
@@ -1046,8 +1044,7 @@ Status AuditLog::FlushNow() {
   bool needs_genesis = false;
   if (size == 0) {
     if (head && head->seq != 0) {
-      return refuse("audit.log is empty but audit.head records entry " +
-                    std::to_string(head->seq));
+      return refuse("audit.log is empty but audit.head records entry " + std::to_string(head->seq));
     }
     needs_genesis = true;
     // The head exists before the first entry does, so a missing head next to a non-empty
@@ -1057,11 +1054,10 @@ Status AuditLog::FlushNow() {
     if (!head) return refuse("audit.head is missing");
     const uint64_t start = size > kTailWindow ? size - kTailWindow : 0;
     std::vector<char> tail(static_cast<size_t>(size - start));
-    KH_ASSIGN_OR_RETURN(size_t got,
-                        PreadFull(fd.get(),
-                                  std::span<uint8_t>(reinterpret_cast<uint8_t*>(tail.data()),
-                                                     tail.size()),
-                                  start));
+    KH_ASSIGN_OR_RETURN(
+        size_t got,
+        PreadFull(fd.get(),
+                  std::span<uint8_t>(reinterpret_cast<uint8_t*>(tail.data()), tail.size()), start));
     if (got != tail.size()) return IoError("short read of " + path, EIO);
     // Lines of the window, the first one dropped if the window starts inside it.
     std::vector<Line> lines;
@@ -1075,8 +1071,8 @@ Status AuditLog::FlushNow() {
       Line l;
       l.offset = start + pos;
       const void* nl = std::memchr(tail.data() + pos, '\n', tail.size() - pos);
-      size_t end = nl ? static_cast<size_t>(static_cast<const char*>(nl) - tail.data())
-                      : tail.size();
+      size_t end =
+          nl ? static_cast<size_t>(static_cast<const char*>(nl) - tail.data()) : tail.size();
       l.length = end - pos;
       l.terminated = nl != nullptr;
       l.too_long = l.length > kMaxAuditLineSize;
@@ -1164,8 +1160,8 @@ Status AuditLog::FlushNow() {
     Status s = add(p.event, std::move(p.fields), p.time_unix);
     if (!s.ok()) {
       // One unencodable event (over the line limit) must not lose the others.
-      KH_RETURN_IF_ERROR(add("audit.dropped",
-                             {{"event", p.event}, {"reason", s.error().message}}, p.time_unix));
+      KH_RETURN_IF_ERROR(
+          add("audit.dropped", {{"event", p.event}, {"reason", s.error().message}}, p.time_unix));
     }
   }
   KH_RETURN_IF_ERROR(WriteAll(fd.get(), Bytes(batch)));
@@ -1174,8 +1170,7 @@ Status AuditLog::FlushNow() {
   return WriteHead(dir_, Head{seq - 1, prev}, key);
 }
 
-Result<AuditVerifyReport> AuditLog::Verify(const std::string& dir,
-                                           std::span<const uint8_t> mac_key,
+Result<AuditVerifyReport> AuditLog::Verify(const std::string& dir, std::span<const uint8_t> mac_key,
                                            const AuditVerifyOptions& options) {
   return Scan(dir, mac_key, options, nullptr, nullptr);
 }

@@ -27,8 +27,8 @@ void CheckLine(std::string_view line) {
   if (!parsed.ok()) return;
   FUZZ_CHECK(line.size() <= keystore::kMaxAuditLineSize);
   FUZZ_CHECK(parsed->mac_offset < line.size());
-  auto again = keystore::internal::EncodeAuditLine(parsed->entry, parsed->prev,
-                                                   g_key->ExposeSecret());
+  auto again =
+      keystore::internal::EncodeAuditLine(parsed->entry, parsed->prev, g_key->ExposeSecret());
   FUZZ_CHECK(again.ok());
   FUZZ_CHECK(again->size() == line.size());
   FUZZ_CHECK(std::string_view(*again).substr(0, parsed->mac_offset) ==

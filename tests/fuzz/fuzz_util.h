@@ -20,13 +20,12 @@
 #include "keyhold/crypto/result.h"
 
 // A violated property is a finding: print why and abort so libFuzzer saves the input.
-#define FUZZ_CHECK(cond)                                                             \
-  do {                                                                               \
-    if (!(cond)) {                                                                   \
-      std::fprintf(stderr, "fuzz property violated: %s (%s:%d)\n", #cond, __FILE__, \
-                   __LINE__);                                                        \
-      std::abort();                                                                  \
-    }                                                                                \
+#define FUZZ_CHECK(cond)                                                                       \
+  do {                                                                                         \
+    if (!(cond)) {                                                                             \
+      std::fprintf(stderr, "fuzz property violated: %s (%s:%d)\n", #cond, __FILE__, __LINE__); \
+      std::abort();                                                                            \
+    }                                                                                          \
   } while (0)
 
 namespace keyhold::fuzz {
@@ -34,8 +33,8 @@ namespace keyhold::fuzz {
 // A mode-0700 directory under TMPDIR that lives for the whole fuzzing process.
 inline std::string MakePrivateTempDir(const char* tag) {
   const char* tmp = std::getenv("TMPDIR");
-  std::string tmpl = std::string(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp") + "/kh-fuzz-" +
-                     tag + "-XXXXXX";
+  std::string tmpl =
+      std::string(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp") + "/kh-fuzz-" + tag + "-XXXXXX";
   std::vector<char> buf(tmpl.begin(), tmpl.end());
   buf.push_back('\0');
   if (mkdtemp(buf.data()) == nullptr) {

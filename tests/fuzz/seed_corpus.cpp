@@ -13,10 +13,9 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "keyhold/crypto/encoding.h"
 #include "keyhold/crypto/envelope.h"
@@ -129,8 +128,8 @@ void FormatSeeds(const fs::path& src, const fs::path& out) {
     Put(out / "decrypt", name, file);
     if (v.at("error").get<std::string>() == "malformed" ||
         v.at("error").get<std::string>() == "unsupported") {
-      std::vector<uint8_t> head(file.begin(), file.begin() + static_cast<long>(
-                                                             std::min<size_t>(file.size(), 4096)));
+      std::vector<uint8_t> head(
+          file.begin(), file.begin() + static_cast<long>(std::min<size_t>(file.size(), 4096)));
       Put(out / "header", name, head);
     }
   }

@@ -120,8 +120,7 @@ TEST_CASE("changing any byte of any entry fails verification at that line", "[au
   CHECK(VerifyOk(dir.path()).intact());
 }
 
-TEST_CASE("deleted, inserted, reordered and cut entries are found at the right line",
-          "[audit]") {
+TEST_CASE("deleted, inserted, reordered and cut entries are found at the right line", "[audit]") {
   TempDir dir;
   MakeLog(dir.path(), 3);  // 7 entries
   const auto lines = SplitLines(ReadAll(dir.Log()));
@@ -330,8 +329,7 @@ TEST_CASE("wrong key: fails at the first entry", "[audit]") {
   SecretBytes short_key(16);
   CHECK(AuditLog::Verify(dir.path(), short_key.ExposeSecret()).error().code ==
         ErrorCode::kInvalidArgument);
-  CHECK(AuditLog::Open(dir.path(), SecretBytes(31), 0).error().code ==
-        ErrorCode::kInvalidArgument);
+  CHECK(AuditLog::Open(dir.path(), SecretBytes(31), 0).error().code == ErrorCode::kInvalidArgument);
   // Nor does another key append to it.
   auto log = AuditLog::Open(dir.path(), TestKey(2), 0);
   REQUIRE((*log)->RecordKeyUse("decrypt", {"k v1"}, "x").ok());
@@ -368,7 +366,7 @@ TEST_CASE("a torn last line is reported, then acknowledged by the next append", 
   CHECK(lines[n + 2].find("after-crash") != std::string::npos);
 
   auto r2 = VerifyOk(dir.path());
-  CHECK_FALSE(r2.intact());  // a record was lost: never silently accepted
+  CHECK_FALSE(r2.intact());   // a record was lost: never silently accepted
   CHECK_FALSE(r2.first_bad);  // but everything else verified
   CHECK(r2.verified_entries == n + 2);
   REQUIRE(r2.findings.size() == 1);
@@ -598,8 +596,7 @@ TEST_CASE("names and paths of any bytes are recorded without breaking the line",
   CHECK((*log)->RecordKeyUse("Encrypt", {}, "x").error().code == ErrorCode::kInvalidArgument);
 }
 
-TEST_CASE("an entry over the line limit is replaced by a record that it was dropped",
-          "[audit]") {
+TEST_CASE("an entry over the line limit is replaced by a record that it was dropped", "[audit]") {
   TempDir dir;
   auto log = AuditLog::Open(dir.path(), TestKey(), 0);
   REQUIRE((*log)->RecordKeyUse("encrypt", {"k v1"}, std::string(kMaxAuditLineSize, 'a')).ok());

@@ -1,6 +1,5 @@
 // AES-256-GCM against Project Wycheproof, plus an exhaustive tag bit-flip test.
 #include <catch2/catch.hpp>
-
 #include <iostream>
 #include <vector>
 

@@ -5,7 +5,6 @@
 // tests/vectors/keyhold/argon2id_kat.json was computed with argon2-cffi (the reference C
 // implementation) instead; its "comment" field says exactly how.
 #include <catch2/catch.hpp>
-
 #include <chrono>
 #include <iostream>
 #include <string>

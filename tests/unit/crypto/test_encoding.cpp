@@ -1,6 +1,5 @@
 // Hex, base64 (strict), Bech32 (BIP 173 vectors) and UTF-8 validation.
 #include <catch2/catch.hpp>
-
 #include <iostream>
 #include <string>
 #include <vector>

@@ -4,7 +4,6 @@
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
-
 #include <csignal>
 #include <cstdint>
 #include <cstdlib>

@@ -1,6 +1,5 @@
 // HKDF-SHA-256/512 against Project Wycheproof and RFC 5869.
 #include <catch2/catch.hpp>
-
 #include <iostream>
 #include <string>
 #include <vector>

@@ -1,6 +1,5 @@
 // HMAC-SHA-256/512 against Project Wycheproof, including truncated tags.
 #include <catch2/catch.hpp>
-
 #include <iostream>
 #include <string>
 #include <vector>

@@ -1,6 +1,5 @@
 // SecretBytes ownership and wiping, WipingAllocator, and the constant-time comparisons.
 #include <catch2/catch.hpp>
-
 #include <cstdint>
 #include <new>
 #include <utility>

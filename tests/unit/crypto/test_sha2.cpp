@@ -1,6 +1,5 @@
 // SHA-2 known answers (FIPS 180-2 examples) and HKDF edge cases outside Wycheproof's coverage.
 #include <catch2/catch.hpp>
-
 #include <string>
 #include <vector>
 

@@ -1,6 +1,5 @@
 // X25519 against Project Wycheproof and RFC 7748.
 #include <catch2/catch.hpp>
-
 #include <iostream>
 #include <string>
 #include <vector>

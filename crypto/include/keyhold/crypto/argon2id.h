@@ -12,9 +12,9 @@
 namespace keyhold {
 
 struct Argon2idParams {
-  uint32_t iterations = 3;        // t
-  uint32_t memory_kib = 65536;    // m, in KiB
-  uint32_t parallelism = 1;       // p; libsodium implements p = 1 only
+  uint32_t iterations = 3;      // t
+  uint32_t memory_kib = 65536;  // m, in KiB
+  uint32_t parallelism = 1;     // p; libsodium implements p = 1 only
 };
 
 // Hard bounds, checked before any work or allocation. Anything outside is refused with

@@ -137,8 +137,8 @@ class KekResolver {
 };
 
 struct Keyring {
-  KekResolver* keks = nullptr;              // may be null
-  std::span<const Identity> identities;     // may be empty
+  KekResolver* keks = nullptr;           // may be null
+  std::span<const Identity> identities;  // may be empty
 };
 
 // --- Objects --------------------------------------------------------------------------------
@@ -162,8 +162,7 @@ Result<NewHeader> CreateHeader(const EncryptParams& params);
 
 // Encrypts `in`: writes the header to `header_out`, then the payload to `payload_out` (pass
 // the same sink twice for an in-file object, two sinks for a detached header).
-Result<cobblestone::StreamStats> EncryptObject(const EncryptParams& params,
-                                               cobblestone::Source& in,
+Result<cobblestone::StreamStats> EncryptObject(const EncryptParams& params, cobblestone::Source& in,
                                                cobblestone::Sink& header_out,
                                                cobblestone::Sink& payload_out);
 

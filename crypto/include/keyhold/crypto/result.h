@@ -48,7 +48,7 @@ struct Error {
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : v_(std::in_place_index<0>, std::move(value)) {}  // NOLINT: implicit
+  Result(T value) : v_(std::in_place_index<0>, std::move(value)) {}      // NOLINT: implicit
   Result(Error error) : v_(std::in_place_index<1>, std::move(error)) {}  // NOLINT: implicit
 
   bool ok() const { return v_.index() == 0; }
@@ -97,9 +97,9 @@ inline Status OkStatus() { return {}; }
 #define KH_CONCAT_(a, b) KH_CONCAT_INNER_(a, b)
 
 // Returns the error of `expr` (a Result) from the enclosing function if it failed.
-#define KH_RETURN_IF_ERROR(expr)                          \
-  do {                                                    \
-    auto kh_status_ = (expr);                             \
+#define KH_RETURN_IF_ERROR(expr)                                \
+  do {                                                          \
+    auto kh_status_ = (expr);                                   \
     if (!kh_status_.ok()) return std::move(kh_status_).error(); \
   } while (0)
 

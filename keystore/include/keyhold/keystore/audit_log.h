@@ -149,8 +149,7 @@ class AuditLog final : public AuditSink {
   // report says whether the log is intact. kNotFound if neither audit.log nor audit.head
   // exists; kInvalidArgument for a key of the wrong size; kIo for read errors. Takes a shared
   // flock on audit.log, so the snapshot is consistent with concurrent appenders.
-  static Result<AuditVerifyReport> Verify(const std::string& dir,
-                                          std::span<const uint8_t> mac_key,
+  static Result<AuditVerifyReport> Verify(const std::string& dir, std::span<const uint8_t> mac_key,
                                           const AuditVerifyOptions& options = {});
 
   // Verify, and also returns the entries that pass `filter`, marked verified or not.
