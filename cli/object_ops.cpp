@@ -231,6 +231,12 @@ Result<cobblestone::StreamStats> EncryptOne(const envelope::EncryptParams& param
       return Error(ErrorCode::kIo,
                    "cannot remove the stale " + sidecar + ": " + std::strerror(errno));
     }
+    if (request.batch != nullptr) {
+      std::vector<AtomicFile> group;
+      group.push_back(std::move(payload));
+      request.batch->Add(std::move(group), request.on_commit);
+      return stats;
+    }
     KH_RETURN_IF_ERROR(payload.Commit());
     return stats;
   }
@@ -241,6 +247,13 @@ Result<cobblestone::StreamStats> EncryptOne(const envelope::EncryptParams& param
                       envelope::EncryptObject(params, source, header_sink, payload_sink));
   // Payload first: a crash between the two renames leaves a payload without a header (not
   // decryptable, clearly incomplete), never a header pointing at a missing payload.
+  if (request.batch != nullptr) {
+    std::vector<AtomicFile> group;
+    group.push_back(std::move(payload));
+    group.push_back(std::move(header));
+    request.batch->Add(std::move(group), request.on_commit);
+    return stats;
+  }
   KH_RETURN_IF_ERROR(payload.Commit());
   KH_RETURN_IF_ERROR(header.Commit());
   return stats;
@@ -291,6 +304,12 @@ Result<DecryptOutcome> DecryptOne(const DecryptRequest& request, const envelope:
   cobblestone::FdSink sink(out.fd());
   // On failure `out` is destroyed uncommitted: the partial plaintext is removed.
   KH_ASSIGN_OR_RETURN(outcome.stats, envelope::DecryptPayload(opened, source, sink, engine));
+  if (request.batch != nullptr) {
+    std::vector<AtomicFile> group;
+    group.push_back(std::move(out));
+    request.batch->Add(std::move(group), request.on_commit);
+    return outcome;
+  }
   KH_RETURN_IF_ERROR(out.Commit());
   return outcome;
 }

@@ -12,6 +12,7 @@
 
 #include "keyhold/crypto/cobblestone.h"
 #include "keyhold/crypto/envelope.h"
+#include "keyhold/crypto/file_io.h"
 #include "keyhold/crypto/result.h"
 #include "unique_fd.h"
 
@@ -73,6 +74,10 @@ struct EncryptRequest {
   std::string output;  // "-" or empty: stdout
   bool detached = false;
   bool force = false;
+  // Named outputs only: when set, the written files are handed to `batch` instead of being
+  // committed one by one, and `on_commit` reports when they are in place (or failed).
+  AtomicBatch* batch = nullptr;
+  AtomicBatch::Done on_commit;
 };
 Result<cobblestone::StreamStats> EncryptOne(const envelope::EncryptParams& params,
                                             const EncryptRequest& request);
@@ -83,6 +88,8 @@ struct DecryptRequest {
   bool force = false;
   envelope::EncryptionContext expected;
   unsigned threads = 0;
+  AtomicBatch* batch = nullptr;  // as in EncryptRequest
+  AtomicBatch::Done on_commit;
 };
 struct DecryptOutcome {
   cobblestone::StreamStats stats;

@@ -215,9 +215,11 @@ Result<StreamStats> EncryptChunks(std::span<const uint8_t> key,
   ChunkWorkers workers(key, ResolveThreads(options.threads));
   KH_RETURN_IF_ERROR(workers.Init());
 
-  WipingBuffer plain(kBatchChunks * kChunkSize);
+  // The first batch is one chunk: a small message (most files in a tree) then costs 32 KiB
+  // of buffers, not 2 MiB. Once a full chunk has been read the buffers grow to kBatchChunks.
+  WipingBuffer plain(kChunkSize);
   // The prefix goes in front of the first batch, so that it costs no write of its own.
-  std::vector<uint8_t> sealed(prefix.size() + kBatchChunks * kEncryptedChunkSize);
+  std::vector<uint8_t> sealed(prefix.size() + kEncryptedChunkSize);
   std::copy(prefix.begin(), prefix.end(), sealed.begin());
   size_t head = prefix.size();
 
@@ -229,7 +231,7 @@ Result<StreamStats> EncryptChunks(std::span<const uint8_t> key,
     // A full batch holds only full chunks, and a full chunk is never the final one, so no
     // lookahead is needed: the final (possibly empty) chunk is in the first short batch.
     const bool last = n < plain.size();
-    const size_t chunks = last ? n / kChunkSize + 1 : kBatchChunks;
+    const size_t chunks = last ? n / kChunkSize + 1 : plain.size() / kChunkSize;
     if (index > kMaxChunks || chunks > kMaxChunks - index) {
       return Error(ErrorCode::kInvalidArgument, "message too long for one cobblestone payload");
     }
@@ -250,15 +252,16 @@ Result<StreamStats> EncryptChunks(std::span<const uint8_t> key,
     }
     KH_RETURN_IF_ERROR(
         out.Write(std::span<const uint8_t>(sealed).first(head + n + chunks * kTagSize)));
-    if (head != 0) {
-      // Later batches start at the front of the buffer.
-      sealed.resize(kBatchChunks * kEncryptedChunkSize);
-      head = 0;
-    }
     index += chunks;
     stats.chunks += chunks;
     stats.plaintext_bytes += n;
     if (last) return stats;
+    if (head != 0 || plain.size() != kBatchChunks * kChunkSize) {
+      // Later batches are full size and start at the front of the buffer.
+      plain.resize(kBatchChunks * kChunkSize);
+      sealed.resize(kBatchChunks * kEncryptedChunkSize);
+      head = 0;
+    }
   }
 }
 
@@ -269,8 +272,9 @@ Result<StreamStats> DecryptChunks(std::span<const uint8_t> key,
   ChunkWorkers workers(key, ResolveThreads(options.threads));
   KH_RETURN_IF_ERROR(workers.Init());
 
-  std::vector<uint8_t> sealed(kBatchChunks * kEncryptedChunkSize);
-  WipingBuffer plain(kBatchChunks * kChunkSize);
+  // As in EncryptChunks, the first batch is one chunk and later ones are kBatchChunks.
+  std::vector<uint8_t> sealed(kEncryptedChunkSize);
+  WipingBuffer plain(kChunkSize);
 
   std::array<ChunkStatus, kBatchChunks> status{};
   StreamStats stats;
@@ -330,6 +334,10 @@ Result<StreamStats> DecryptChunks(std::span<const uint8_t> key,
     if (eof) {
       if (!has_final) return PayloadAuthError();  // truncated: no final chunk
       return stats;
+    }
+    if (sealed.size() != kBatchChunks * kEncryptedChunkSize) {
+      sealed.resize(kBatchChunks * kEncryptedChunkSize);
+      plain.resize(kBatchChunks * kChunkSize);
     }
   }
 }

@@ -252,18 +252,18 @@ void AtomicFile::Abort() {
   slot_ = -1;
 }
 
-Status AtomicFile::Commit() {
+Status AtomicFile::SetFinalMode() {
   if (fd_ < 0 || committed_) return Error(ErrorCode::kInternal, "atomic file already closed");
   if (fchmod(fd_, final_mode_) != 0) {
     Status s = IoError("chmod " + temp_path_, errno);
     Abort();
     return s;
   }
-  if (fsync(fd_) != 0) {
-    Status s = IoError("fsync " + final_path_, errno);
-    Abort();
-    return s;
-  }
+  return {};
+}
+
+Status AtomicFile::RenameIntoPlace() {
+  if (fd_ < 0 || committed_) return Error(ErrorCode::kInternal, "atomic file already closed");
   if (close(fd_) != 0) {
     fd_ = -1;
     Status s = IoError("close " + final_path_, errno);
@@ -294,7 +294,93 @@ Status AtomicFile::Commit() {
   committed_ = true;
   UnregisterTemp(slot_);
   slot_ = -1;
+  return {};
+}
+
+Status AtomicFile::Commit() {
+  KH_RETURN_IF_ERROR(SetFinalMode());
+  if (fsync(fd_) != 0) {
+    Status s = IoError("fsync " + final_path_, errno);
+    Abort();
+    return s;
+  }
+  KH_RETURN_IF_ERROR(RenameIntoPlace());
   return FsyncDirectory(DirName(final_path_));
+}
+
+AtomicBatch::~AtomicBatch() {
+  for (auto& g : groups_) {
+    for (auto& f : g.files) f.Abort();
+  }
+}
+
+void AtomicBatch::Add(std::vector<AtomicFile> group, Done done) {
+  groups_.push_back(Group{std::move(group), std::move(done), {}});
+  if (groups_.size() >= max_groups_) Flush();
+}
+
+void AtomicBatch::Flush() {
+  if (groups_.empty()) return;
+  std::vector<Group> groups = std::move(groups_);
+  groups_.clear();
+  // 1. Final modes; then one syncfs per filesystem, or an fsync per file where that fails.
+  std::vector<std::pair<dev_t, int>> filesystems;  // device, an fd on it
+  for (auto& g : groups) {
+    for (auto& f : g.files) {
+      if (!g.status.ok()) break;
+      g.status = f.SetFinalMode();
+      struct stat st;
+      if (g.status.ok() && fstat(f.fd(), &st) != 0)
+        g.status = IoError("fstat " + f.temp_path_, errno);
+      if (!g.status.ok()) break;
+      bool seen = false;
+      for (const auto& fs : filesystems) seen = seen || fs.first == st.st_dev;
+      if (!seen) filesystems.emplace_back(st.st_dev, f.fd());
+    }
+  }
+  std::vector<dev_t> unsynced;
+  for (const auto& [dev, fd] : filesystems) {
+    if (syncfs(fd) != 0) unsynced.push_back(dev);
+  }
+  for (auto& g : groups) {
+    for (auto& f : g.files) {
+      if (!g.status.ok() || unsynced.empty()) break;
+      struct stat st;
+      if (fstat(f.fd(), &st) == 0 &&
+          std::find(unsynced.begin(), unsynced.end(), st.st_dev) == unsynced.end()) {
+        continue;
+      }
+      if (fsync(f.fd()) != 0) g.status = IoError("fsync " + f.final_path_, errno);
+    }
+  }
+  // 2. Renames, in order; a failure stops the rest of its group.
+  std::vector<std::string> dirs;
+  for (auto& g : groups) {
+    for (auto& f : g.files) {
+      if (!g.status.ok()) {
+        f.Abort();
+        continue;
+      }
+      const std::string dir = DirName(f.final_path_);
+      g.status = f.RenameIntoPlace();
+      if (g.status.ok() && std::find(dirs.begin(), dirs.end(), dir) == dirs.end()) {
+        dirs.push_back(dir);
+      }
+    }
+  }
+  // 3. Each directory once; a failure there is reported for every group renamed into it.
+  std::vector<std::pair<std::string, Status>> dir_status;
+  for (const auto& d : dirs) dir_status.emplace_back(d, FsyncDirectory(d));
+  for (auto& g : groups) {
+    if (g.status.ok()) {
+      for (const auto& f : g.files) {
+        for (const auto& [d, s] : dir_status) {
+          if (g.status.ok() && !s.ok() && d == DirName(f.final_path_)) g.status = s;
+        }
+      }
+    }
+    if (g.done) g.done(g.status);
+  }
 }
 
 Status WriteFileAtomically(const std::string& path, std::span<const uint8_t> data,

@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
+#include <vector>
 
 #include "keyhold/crypto/random.h"
 
@@ -14,6 +15,46 @@ namespace keyhold {
 namespace {
 
 std::atomic<internal::SecretWipeHook> g_wipe_hook{nullptr};
+
+// Small secrets (keys, nonces, derived values: at most kSlotSize bytes) share locked pages.
+// One sodium_malloc per secret costs about ten system calls (mmap, mprotect of the guard
+// pages, mlock, and the reverse on free), which made key wrapping the slowest part of
+// encrypting many small files. Instead, regions of kSlotsPerRegion slots are taken from
+// sodium_malloc (so each region has guard pages, a canary and is mlocked, like any
+// sodium_malloc buffer), and handed out slot by slot. A freed slot is wiped before it goes
+// back on the free list. Regions are never returned: their number follows the peak count of
+// live small secrets, which is small. What is lost compared with one sodium_malloc per secret
+// is only the guard page between two neighbouring secrets (OpenSSL's secure heap makes the
+// same trade). Larger secrets still get their own sodium_malloc.
+constexpr size_t kSlotSize = 128;
+constexpr size_t kSlotsPerRegion = 128;  // 16 KiB regions
+
+class SmallSecretPool {
+ public:
+  static SmallSecretPool& Get() {
+    static SmallSecretPool* pool = new SmallSecretPool();  // never destroyed: secrets may
+    return *pool;                                          // outlive static destructors
+  }
+  uint8_t* Allocate() {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (free_.empty()) {
+      auto* region = static_cast<uint8_t*>(sodium_malloc(kSlotSize * kSlotsPerRegion));
+      if (region == nullptr) return nullptr;
+      for (size_t i = kSlotsPerRegion; i-- > 0;) free_.push_back(region + i * kSlotSize);
+    }
+    uint8_t* slot = free_.back();
+    free_.pop_back();
+    return slot;
+  }
+  void Free(uint8_t* slot) {  // the caller has wiped it
+    std::lock_guard<std::mutex> lock(mu_);
+    free_.push_back(slot);
+  }
+
+ private:
+  std::mutex mu_;
+  std::vector<uint8_t*> free_;
+};
 
 }  // namespace
 
@@ -30,7 +71,8 @@ void EnsureCryptoInitialized() {
 SecretBytes::SecretBytes(size_t size) : size_(size) {
   EnsureCryptoInitialized();
   if (size == 0) return;
-  data_ = static_cast<uint8_t*>(sodium_malloc(size));
+  data_ = size <= kSlotSize ? SmallSecretPool::Get().Allocate()
+                            : static_cast<uint8_t*>(sodium_malloc(size));
   if (data_ == nullptr) {
     std::fputs("keyhold: fatal: out of secure memory\n", stderr);
     std::abort();
@@ -42,7 +84,12 @@ SecretBytes::~SecretBytes() {
   if (data_ == nullptr) return;
   sodium_memzero(data_, size_);
   if (auto hook = g_wipe_hook.load(std::memory_order_acquire)) hook(data_, size_);
-  sodium_free(data_);
+  if (size_ <= kSlotSize) {
+    sodium_memzero(data_, kSlotSize);  // the whole slot, whatever size its last owner used
+    SmallSecretPool::Get().Free(data_);
+  } else {
+    sodium_free(data_);
+  }
 }
 
 SecretBytes::SecretBytes(SecretBytes&& other) noexcept : data_(other.data_), size_(other.size_) {

@@ -154,6 +154,23 @@ expect_code 0
 check; diff -r tree dec >/dev/null || fail "tree round trip differs"
 kh --passphrase-file pass encrypt -k backups tree/a/1.txt tree/a/b/2.txt
 expect_code 2; expect_err "-O DIR"
+# A bigger tree goes through the parallel workers and batched commits: every file appears,
+# complete, and an output that exists fails alone (exit 9), never overwritten, no temp left.
+mkdir -p big/x big/y
+for i in $(seq 1 150); do head -c $((i * 97)) /dev/urandom >"big/$([ $((i % 2)) = 0 ] && echo x || echo y)/f$i"; done
+kh --passphrase-file pass encrypt -k backups -O bigenc big
+expect_code 0; expect_err "encrypted 150 file(s)"
+check; [ "$(find bigenc -name '*.kh' | wc -l)" -eq 150 ] || fail "not 150 objects"
+expect_no_temp bigenc/x; expect_no_temp bigenc/y
+cp bigenc/x/f10.kh keep.kh
+rm bigenc/y/f11.kh
+kh --passphrase-file pass encrypt -k backups -O bigenc big
+expect_code 9; expect_err "encrypted 1 file(s)"; expect_err "149 failed"; expect_err "already exists"
+expect_same bigenc/x/f10.kh keep.kh; expect_file bigenc/y/f11.kh
+expect_no_temp bigenc/x; expect_no_temp bigenc/y
+kh --passphrase-file pass decrypt -O bigdec bigenc
+expect_code 0; expect_err "decrypted 150 file(s)"
+check; diff -r big bigdec >/dev/null || fail "big tree round trip differs"
 
 # --- rotation, rewrap, states ----------------------------------------------------------------
 kh --passphrase-file pass key rotate backups

@@ -305,3 +305,105 @@ TEST_CASE("dirname and basename", "[crypto]") {
   CHECK(keyhold::BaseName("a/b/c") == "c");
   CHECK(keyhold::BaseName("c") == "c");
 }
+
+namespace {
+
+// A written, uncommitted AtomicFile holding `text`.
+AtomicFile Written(const std::string& path, const std::string& text,
+                   AtomicFile::Overwrite overwrite = AtomicFile::Overwrite::kNo,
+                   mode_t mode = 0644) {
+  auto f = AtomicFile::Create(path, overwrite, mode);
+  REQUIRE(f.ok());
+  REQUIRE(f->Write(B(text)).ok());
+  return std::move(f).value();
+}
+
+std::vector<AtomicFile> Group(AtomicFile a) {
+  std::vector<AtomicFile> g;
+  g.push_back(std::move(a));
+  return g;
+}
+
+}  // namespace
+
+TEST_CASE("atomic batch: files appear only at Flush, complete, with their mode", "[crypto]") {
+  TempDir dir;
+  fs::create_directory(dir / "sub");
+  keyhold::AtomicBatch batch(100);
+  std::vector<std::string> order;
+  for (int i = 0; i < 5; ++i) {
+    const std::string name = (i % 2 ? "sub/f" : "f") + std::to_string(i);
+    batch.Add(Group(Written(dir / name, "content " + std::to_string(i))),
+              [&order, name](const keyhold::Status& s) {
+                CHECK(s.ok());
+                order.push_back(name);
+              });
+  }
+  CHECK(batch.pending() == 5);
+  // Nothing under a final name yet: only hidden temp files, each already 0600.
+  for (const auto& e : dir.Entries()) {
+    if (e != "sub") CHECK(e[0] == '.');
+  }
+  CHECK(order.empty());
+  batch.Flush();
+  CHECK(batch.pending() == 0);
+  CHECK(order == std::vector<std::string>{"f0", "sub/f1", "f2", "sub/f3", "f4"});
+  for (int i = 0; i < 5; ++i) {
+    const std::string name = (i % 2 ? "sub/f" : "f") + std::to_string(i);
+    CHECK(ReadText(dir / name) == "content " + std::to_string(i));
+    CHECK(ModeOf(dir / name) == 0644);
+  }
+  CHECK(dir.Entries() == std::set<std::string>{"f0", "f2", "f4", "sub"});
+  batch.Flush();  // an empty flush is a no-op
+}
+
+TEST_CASE("atomic batch: flushes by itself when full", "[crypto]") {
+  TempDir dir;
+  keyhold::AtomicBatch batch(2);
+  int done = 0;
+  auto count = [&done](const keyhold::Status& s) { done += s.ok() ? 1 : 100; };
+  batch.Add(Group(Written(dir / "a", "a")), count);
+  CHECK(done == 0);
+  batch.Add(Group(Written(dir / "b", "b")), count);
+  CHECK(done == 2);  // the second Add filled the batch
+  CHECK(fs::exists(dir / "a"));
+  batch.Add(Group(Written(dir / "c", "c")), count);
+  CHECK(batch.pending() == 1);
+  CHECK_FALSE(fs::exists(dir / "c"));
+}
+
+TEST_CASE("atomic batch: one failing group does not stop the others", "[crypto]") {
+  TempDir dir;
+  keyhold::AtomicBatch batch(100);
+  std::vector<keyhold::Status> results;
+  auto record = [&results](const keyhold::Status& s) { results.push_back(s); };
+  batch.Add(Group(Written(dir / "first", "1")), record);
+  // A group of two whose first file cannot be renamed (no-overwrite target exists): its
+  // second file must not appear either, as a sidecar must never outlive its payload's failure.
+  std::vector<AtomicFile> pair;
+  pair.push_back(Written(dir / "taken", "new"));
+  pair.push_back(Written(dir / "taken.hdr", "header"));
+  batch.Add(std::move(pair), record);
+  batch.Add(Group(Written(dir / "last", "3")), record);
+  WriteText(dir / "taken", "old");  // someone else creates it meanwhile
+  batch.Flush();
+  REQUIRE(results.size() == 3);
+  CHECK(results[0].ok());
+  REQUIRE_FALSE(results[1].ok());
+  CHECK(results[1].error().code == ErrorCode::kAlreadyExists);
+  CHECK(results[2].ok());
+  CHECK(ReadText(dir / "taken") == "old");
+  CHECK(dir.Entries() == std::set<std::string>{"first", "taken", "last"});  // no temp left
+}
+
+TEST_CASE("atomic batch: destroyed before Flush leaves nothing", "[crypto]") {
+  TempDir dir;
+  bool called = false;
+  {
+    keyhold::AtomicBatch batch(100);
+    batch.Add(Group(Written(dir / "a", "a")), [&called](const keyhold::Status&) { called = true; });
+    CHECK(dir.Entries().size() == 1);  // the temp file
+  }
+  CHECK_FALSE(called);
+  CHECK(dir.Entries().empty());
+}

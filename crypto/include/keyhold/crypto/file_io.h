@@ -7,6 +7,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <span>
 #include <string>
 #include <vector>
@@ -62,7 +63,11 @@ class AtomicFile {
   void Abort();  // removes the temp file now
 
  private:
+  friend class AtomicBatch;
   AtomicFile() = default;
+  // Commit() in steps, for AtomicBatch: final mode; rename into place (no fsync of either).
+  Status SetFinalMode();
+  Status RenameIntoPlace();
   std::string final_path_;
   std::string temp_path_;
   int fd_ = -1;
@@ -70,6 +75,41 @@ class AtomicFile {
   mode_t final_mode_ = 0600;
   Overwrite overwrite_ = Overwrite::kNo;
   bool committed_ = false;
+};
+
+// Commits many AtomicFiles with one data sync instead of one fsync per file, as dpkg does when
+// it unpacks a package: written files wait, still under their temp names; Flush() makes all of
+// them durable at once (syncfs(2) on each filesystem involved; fsync of each file if syncfs
+// fails), then renames them into place in the order they were added, then fsyncs each
+// directory once. Every AtomicFile guarantee still holds per file: a final name appears only
+// with complete, durable content; a crash or signal leaves at most temp files (removed on
+// SIGINT/SIGTERM/SIGHUP like any AtomicFile temp). What changes is only when each file appears:
+// at the next Flush (every `max_groups` groups, and at the end) rather than at once.
+class AtomicBatch {
+ public:
+  // Called once per group, after its files were renamed and their directories fsynced (ok),
+  // or with the first error (the group's remaining temp files are removed).
+  using Done = std::function<void(const Status&)>;
+  explicit AtomicBatch(size_t max_groups = 64) : max_groups_(max_groups) {}
+  AtomicBatch(const AtomicBatch&) = delete;
+  AtomicBatch& operator=(const AtomicBatch&) = delete;
+  ~AtomicBatch();  // pending files are removed, never renamed; their callbacks are not called
+
+  // Takes fully written files that belong together (e.g. a payload, then its sidecar header):
+  // they are renamed in this order, and a failure stops the rest of the group. Flushes when
+  // max_groups groups are pending.
+  void Add(std::vector<AtomicFile> group, Done done);
+  void Flush();
+  size_t pending() const { return groups_.size(); }
+
+ private:
+  struct Group {
+    std::vector<AtomicFile> files;
+    Done done;
+    Status status;
+  };
+  size_t max_groups_;
+  std::vector<Group> groups_;
 };
 
 // Writes `data` to `path` atomically (AtomicFile in one call).

@@ -15,8 +15,9 @@ namespace keyhold {
 // Every function in keyhold_crypto that needs libsodium calls it; callers never need to.
 void EnsureCryptoInitialized();
 
-// A fixed-size buffer of secret bytes, allocated with sodium_malloc (guard pages, best-effort
-// mlock), wiped with sodium_memzero and freed when destroyed. Move-only: a secret has one
+// A fixed-size buffer of secret bytes in locked memory from sodium_malloc (guard pages,
+// best-effort mlock; secrets of up to 128 bytes share such pages, one 128-byte slot each),
+// wiped with sodium_memzero and freed when destroyed. Move-only: a secret has one
 // owner. The bytes come out only through ExposeSecret(), so every use of raw key material is
 // one grep away. Allocation failure aborts (as new would, without throwing across the API).
 class SecretBytes {
