@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
+#include <filesystem>
 #include <span>
 #include <string>
 #include <string_view>
@@ -39,6 +40,11 @@ void CheckLine(std::string_view line) {
 
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
   g_dir = new std::string(fuzz::MakePrivateTempDir("audit"));
+  // libFuzzer ends with exit(): remove the scratch directory then, not leave it in /tmp.
+  std::atexit([] {
+    std::error_code ec;
+    std::filesystem::remove_all(*g_dir, ec);
+  });
   // The key of the seed logs (scripts/fuzz-seed), as in tests/unit/audit: byte i = 1 + i.
   g_key = new SecretBytes(keystore::kAuditMacKeySize);
   for (size_t i = 0; i < g_key->size(); ++i) {
