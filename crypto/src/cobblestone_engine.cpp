@@ -63,30 +63,44 @@ class ChunkWorkers {
     return {};
   }
 
-  // Calls fn(gcm, i) once for every i in [0, n), spread over the threads, and returns when
-  // every call has returned. The calls must touch disjoint data.
-  Status ForEach(size_t n, const ChunkFn& fn) {
+  // Starts fn(gcm, i) for every i in [0, n) on the helper threads and returns at once, so
+  // that the caller can read the next batch meanwhile; Finish() then lends the caller's hand
+  // and returns when every call has returned. The calls must touch disjoint data, and `fn`
+  // and everything it touches must stay valid until Finish() returns. Exactly one Finish()
+  // follows every successful Start().
+  Status Start(size_t n, ChunkFn fn) {
     if (n > 1 && !started_) KH_RETURN_IF_ERROR(StartThreads());
+    current_ = std::move(fn);
+    n_ = n;
+    next_.store(0, std::memory_order_relaxed);
     if (n <= 1 || threads_.empty()) {
-      for (size_t i = 0; i < n; ++i) fn(gcms_[0], i);
+      helping_ = false;
       return {};
     }
+    helping_ = true;
     {
       std::lock_guard<std::mutex> lock(mu_);
-      fn_ = &fn;
-      n_ = n;
-      next_.store(0, std::memory_order_relaxed);
+      fn_ = &current_;
       pending_ = threads_.size();
       ++generation_;
     }
     start_cv_.notify_all();
+    return {};
+  }
+
+  void Finish() {
+    if (!helping_) {
+      for (size_t i = 0; i < n_; ++i) current_(gcms_[0], i);
+      n_ = 0;
+      return;
+    }
     Drain(gcms_[0]);
     // Every helper must report back, even one that found no work left, so that none can
     // still be reading fn_ or next_ when the next batch is set up.
     std::unique_lock<std::mutex> lock(mu_);
     done_cv_.wait(lock, [this] { return pending_ == 0; });
     fn_ = nullptr;
-    return {};
+    helping_ = false;
   }
 
  private:
@@ -149,6 +163,25 @@ class ChunkWorkers {
   const ChunkFn* fn_ = nullptr;
   size_t n_ = 0;
   std::atomic<size_t> next_{0};
+  ChunkFn current_;       // the batch's work, owned here until Finish()
+  bool helping_ = false;  // the helpers were started on the current batch
+};
+
+// Finishes a started batch on every path out of a scope (an error return included), so no
+// helper can touch a buffer after it is gone.
+class FinishGuard {
+ public:
+  explicit FinishGuard(ChunkWorkers& w) : w_(&w) {}
+  ~FinishGuard() { Finish(); }
+  void Finish() {
+    if (w_ != nullptr) w_->Finish();
+    w_ = nullptr;
+  }
+  FinishGuard(const FinishGuard&) = delete;
+  FinishGuard& operator=(const FinishGuard&) = delete;
+
+ private:
+  ChunkWorkers* w_;
 };
 
 Status CheckSizes(std::span<const uint8_t> key) {
@@ -215,9 +248,10 @@ Result<StreamStats> EncryptChunks(std::span<const uint8_t> key,
   ChunkWorkers workers(key, ResolveThreads(options.threads));
   KH_RETURN_IF_ERROR(workers.Init());
 
+  // Two plaintext buffers: batch N+1 is read into one while batch N in the other is sealed.
   // The first batch is one chunk: a small message (most files in a tree) then costs 32 KiB
-  // of buffers, not 2 MiB. Once a full chunk has been read the buffers grow to kBatchChunks.
-  WipingBuffer plain(kChunkSize);
+  // of buffers, not 3 MiB. Later batches are kBatchChunks chunks.
+  std::array<WipingBuffer, 2> plain{WipingBuffer(kChunkSize), WipingBuffer()};
   // The prefix goes in front of the first batch, so that it costs no write of its own.
   std::vector<uint8_t> sealed(prefix.size() + kEncryptedChunkSize);
   std::copy(prefix.begin(), prefix.end(), sealed.begin());
@@ -226,25 +260,36 @@ Result<StreamStats> EncryptChunks(std::span<const uint8_t> key,
   std::array<ChunkStatus, kBatchChunks> status{};
   StreamStats stats;
   uint64_t index = first_chunk;
+  size_t cur = 0;
+  KH_ASSIGN_OR_RETURN(size_t n, FillFromSource(in, plain[cur]));
   for (;;) {
-    KH_ASSIGN_OR_RETURN(size_t n, FillFromSource(in, plain));
     // A full batch holds only full chunks, and a full chunk is never the final one, so no
     // lookahead is needed: the final (possibly empty) chunk is in the first short batch.
-    const bool last = n < plain.size();
-    const size_t chunks = last ? n / kChunkSize + 1 : plain.size() / kChunkSize;
+    const bool last = n < plain[cur].size();
+    const size_t chunks = last ? n / kChunkSize + 1 : plain[cur].size() / kChunkSize;
     if (index > kMaxChunks || chunks > kMaxChunks - index) {
       return Error(ErrorCode::kInvalidArgument, "message too long for one cobblestone payload");
     }
-    Status run = workers.ForEach(chunks, [&](AesGcm& gcm, size_t c) {
-      const size_t begin = c * kChunkSize;
-      const size_t len = std::min(kChunkSize, n - begin);
-      const auto nonce = ChunkNonce(base_nonce, index + c);
-      Status s = gcm.Seal(
-          nonce, {}, std::span<const uint8_t>(plain).subspan(begin, len),
-          std::span<uint8_t>(sealed).subspan(head + c * kEncryptedChunkSize, len + kTagSize));
-      status[c] = s.ok() ? ChunkStatus::kOk : ChunkStatus::kInternal;
-    });
-    KH_RETURN_IF_ERROR(run);
+    const WipingBuffer& src = plain[cur];
+    KH_RETURN_IF_ERROR(workers.Start(
+        chunks, [&src, &sealed, &status, n, head, index, base_nonce](AesGcm& gcm, size_t c) {
+          const size_t begin = c * kChunkSize;
+          const size_t len = std::min(kChunkSize, n - begin);
+          const auto nonce = ChunkNonce(base_nonce, index + c);
+          Status s = gcm.Seal(
+              nonce, {}, std::span<const uint8_t>(src).subspan(begin, len),
+              std::span<uint8_t>(sealed).subspan(head + c * kEncryptedChunkSize, len + kTagSize));
+          status[c] = s.ok() ? ChunkStatus::kOk : ChunkStatus::kInternal;
+        }));
+    FinishGuard batch(workers);
+    // Meanwhile, read the next batch into the other buffer.
+    Result<size_t> next = size_t{0};
+    if (!last) {
+      WipingBuffer& dst = plain[cur ^ 1];
+      if (dst.size() != kBatchChunks * kChunkSize) dst.resize(kBatchChunks * kChunkSize);
+      next = FillFromSource(in, dst);
+    }
+    batch.Finish();
     for (size_t c = 0; c < chunks; ++c) {
       if (status[c] != ChunkStatus::kOk) {
         return Error(ErrorCode::kInternal, "aes-256-gcm seal failed");
@@ -256,9 +301,11 @@ Result<StreamStats> EncryptChunks(std::span<const uint8_t> key,
     stats.chunks += chunks;
     stats.plaintext_bytes += n;
     if (last) return stats;
-    if (head != 0 || plain.size() != kBatchChunks * kChunkSize) {
+    if (!next.ok()) return std::move(next).error();  // after the batch before it, as before
+    n = *next;
+    cur ^= 1;
+    if (head != 0 || sealed.size() != kBatchChunks * kEncryptedChunkSize) {
       // Later batches are full size and start at the front of the buffer.
-      plain.resize(kBatchChunks * kChunkSize);
       sealed.resize(kBatchChunks * kEncryptedChunkSize);
       head = 0;
     }
@@ -272,20 +319,23 @@ Result<StreamStats> DecryptChunks(std::span<const uint8_t> key,
   ChunkWorkers workers(key, ResolveThreads(options.threads));
   KH_RETURN_IF_ERROR(workers.Init());
 
-  // As in EncryptChunks, the first batch is one chunk and later ones are kBatchChunks.
-  std::vector<uint8_t> sealed(kEncryptedChunkSize);
+  // As in EncryptChunks: two input buffers (batch N+1 is read while batch N is opened), the
+  // first batch one chunk, later ones kBatchChunks.
+  std::array<std::vector<uint8_t>, 2> sealed{std::vector<uint8_t>(kEncryptedChunkSize),
+                                             std::vector<uint8_t>()};
   WipingBuffer plain(kChunkSize);
 
   std::array<ChunkStatus, kBatchChunks> status{};
   StreamStats stats;
   uint64_t index = first_chunk;
+  size_t cur = 0;
+  KH_ASSIGN_OR_RETURN(size_t n, FillFromSource(in, sealed[cur]));
   for (;;) {
-    KH_ASSIGN_OR_RETURN(size_t n, FillFromSource(in, sealed));
-    // A full batch is kBatchChunks full chunks, none of them final (a final chunk is at most
+    // A full batch is a buffer of full chunks, none of them final (a final chunk is at most
     // 16399 bytes). A short batch is the end of the payload: its full chunks, then whatever
     // remains, which must be a final chunk of 16..16399 bytes. A payload that ends right
     // after a full chunk has lost its final chunk and is truncated.
-    const bool eof = n < sealed.size();
+    const bool eof = n < sealed[cur].size();
     const size_t full = n / kEncryptedChunkSize;
     const size_t rest = n % kEncryptedChunkSize;
     const bool has_final = eof && rest >= kTagSize;
@@ -297,21 +347,37 @@ Result<StreamStats> DecryptChunks(std::span<const uint8_t> key,
       usable = index >= kMaxChunks ? 0 : static_cast<size_t>(kMaxChunks - index);
       too_long = true;
     }
+    if (plain.size() < full * kChunkSize + (has_final ? rest - kTagSize : 0)) {
+      plain.resize(kBatchChunks * kChunkSize);
+    }
 
-    Status run = workers.ForEach(usable, [&](AesGcm& gcm, size_t c) {
-      const size_t begin = c * kEncryptedChunkSize;
-      const size_t len = c < full ? kEncryptedChunkSize : rest;
-      const auto nonce = ChunkNonce(base_nonce, index + c);
-      Status s = gcm.Open(nonce, {}, std::span<const uint8_t>(sealed).subspan(begin, len),
-                          std::span<uint8_t>(plain).subspan(c * kChunkSize, len - kTagSize));
-      if (s.ok()) {
-        status[c] = ChunkStatus::kOk;
-      } else {
-        status[c] = s.error().code == ErrorCode::kAuthFailed ? ChunkStatus::kAuthFailed
-                                                             : ChunkStatus::kInternal;
+    const std::vector<uint8_t>& src = sealed[cur];
+    KH_RETURN_IF_ERROR(workers.Start(
+        usable, [&src, &plain, &status, full, rest, index, base_nonce](AesGcm& gcm, size_t c) {
+          const size_t begin = c * kEncryptedChunkSize;
+          const size_t len = c < full ? kEncryptedChunkSize : rest;
+          const auto nonce = ChunkNonce(base_nonce, index + c);
+          Status s = gcm.Open(nonce, {}, std::span<const uint8_t>(src).subspan(begin, len),
+                              std::span<uint8_t>(plain).subspan(c * kChunkSize, len - kTagSize));
+          if (s.ok()) {
+            status[c] = ChunkStatus::kOk;
+          } else {
+            status[c] = s.error().code == ErrorCode::kAuthFailed ? ChunkStatus::kAuthFailed
+                                                                 : ChunkStatus::kInternal;
+          }
+        }));
+    FinishGuard batch(workers);
+    // Meanwhile, read the next batch into the other buffer (nothing of it is released before
+    // it is authenticated in its turn).
+    Result<size_t> next = size_t{0};
+    if (!eof && !too_long) {
+      std::vector<uint8_t>& dst = sealed[cur ^ 1];
+      if (dst.size() != kBatchChunks * kEncryptedChunkSize) {
+        dst.resize(kBatchChunks * kEncryptedChunkSize);
       }
-    });
-    KH_RETURN_IF_ERROR(run);
+      next = FillFromSource(in, dst);
+    }
+    batch.Finish();
 
     // Release the chunks before the first failure, in order, then report that failure.
     size_t good = 0;
@@ -335,10 +401,9 @@ Result<StreamStats> DecryptChunks(std::span<const uint8_t> key,
       if (!has_final) return PayloadAuthError();  // truncated: no final chunk
       return stats;
     }
-    if (sealed.size() != kBatchChunks * kEncryptedChunkSize) {
-      sealed.resize(kBatchChunks * kEncryptedChunkSize);
-      plain.resize(kBatchChunks * kChunkSize);
-    }
+    if (!next.ok()) return std::move(next).error();
+    n = *next;
+    cur ^= 1;
   }
 }
 
