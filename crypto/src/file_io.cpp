@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/utsname.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -338,9 +339,13 @@ void AtomicBatch::Flush() {
       if (!seen) filesystems.emplace_back(st.st_dev, f.fd());
     }
   }
+  static const bool syncfs_reports_errors = [] {
+    struct utsname u;
+    return uname(&u) == 0 && SyncfsReportsErrors(u.release);
+  }();
   std::vector<dev_t> unsynced;
   for (const auto& [dev, fd] : filesystems) {
-    if (syncfs(fd) != 0) unsynced.push_back(dev);
+    if (!syncfs_reports_errors || syncfs(fd) != 0) unsynced.push_back(dev);
   }
   for (auto& g : groups) {
     for (auto& f : g.files) {
@@ -381,6 +386,25 @@ void AtomicBatch::Flush() {
     }
     if (g.done) g.done(g.status);
   }
+}
+
+bool SyncfsReportsErrors(std::string_view release) {
+  // "MAJOR.MINOR[.PATCH][-suffix]"; anything else is treated as an old kernel (fsync per file:
+  // slower, never wrong).
+  unsigned major = 0, minor = 0;
+  size_t i = 0;
+  auto number = [&](unsigned& out) {
+    const size_t start = i;
+    while (i < release.size() && release[i] >= '0' && release[i] <= '9' && i - start < 6) {
+      out = out * 10 + static_cast<unsigned>(release[i] - '0');
+      ++i;
+    }
+    return i > start;
+  };
+  if (!number(major) || i >= release.size() || release[i] != '.') return false;
+  ++i;
+  if (!number(minor)) return false;
+  return major > 5 || (major == 5 && minor >= 8);
 }
 
 Status WriteFileAtomically(const std::string& path, std::span<const uint8_t> data,

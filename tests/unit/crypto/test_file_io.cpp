@@ -407,3 +407,20 @@ TEST_CASE("atomic batch: destroyed before Flush leaves nothing", "[crypto]") {
   CHECK_FALSE(called);
   CHECK(dir.Entries().empty());
 }
+
+TEST_CASE("atomic batch: syncfs is trusted only on kernels that report its errors", "[crypto]") {
+  using keyhold::SyncfsReportsErrors;
+  CHECK(SyncfsReportsErrors("5.8.0"));
+  CHECK(SyncfsReportsErrors("5.10.0-28-amd64"));       // Debian 11
+  CHECK(SyncfsReportsErrors("6.1.0-18-cloud-amd64"));  // Debian 12
+  CHECK(SyncfsReportsErrors("6.18.44"));
+  CHECK(SyncfsReportsErrors("10.0"));
+  CHECK_FALSE(SyncfsReportsErrors("5.7.19"));
+  CHECK_FALSE(SyncfsReportsErrors("4.19.0-26-amd64"));  // Debian 10
+  CHECK_FALSE(SyncfsReportsErrors("3.10.0-1160.el7.x86_64"));
+  CHECK_FALSE(SyncfsReportsErrors(""));
+  CHECK_FALSE(SyncfsReportsErrors("6"));
+  CHECK_FALSE(SyncfsReportsErrors("6."));
+  CHECK_FALSE(SyncfsReportsErrors("linux-6.1"));
+  CHECK_FALSE(SyncfsReportsErrors("99999999.1"));
+}

@@ -10,6 +10,7 @@
 #include <functional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "keyhold/crypto/result.h"
@@ -80,11 +81,12 @@ class AtomicFile {
 // Commits many AtomicFiles with one data sync instead of one fsync per file, as dpkg does when
 // it unpacks a package: written files wait, still under their temp names; Flush() makes all of
 // them durable at once (syncfs(2) on each filesystem involved; fsync of each file if syncfs
-// fails), then renames them into place in the order they were added, then fsyncs each
-// directory once. Every AtomicFile guarantee still holds per file: a final name appears only
-// with complete, durable content; a crash or signal leaves at most temp files (removed on
-// SIGINT/SIGTERM/SIGHUP like any AtomicFile temp). What changes is only when each file appears:
-// at the next Flush (every `max_groups` groups, and at the end) rather than at once.
+// fails or cannot report errors, see SyncfsReportsErrors), then renames them into place in the
+// order they were added, then fsyncs each directory once. Every AtomicFile guarantee still holds
+// per file: a final name appears only with complete, durable content; a crash or signal leaves at
+// most temp files (removed on SIGINT/SIGTERM/SIGHUP like any AtomicFile temp). What changes is only
+// when each file appears: at the next Flush (every `max_groups` groups, and at the end) rather than
+// at once.
 class AtomicBatch {
  public:
   // Called once per group, after its files were renamed and their directories fsynced (ok),
@@ -111,6 +113,11 @@ class AtomicBatch {
   size_t max_groups_;
   std::vector<Group> groups_;
 };
+
+// Whether syncfs(2) reports writeback errors on a kernel of this release (uname -r): only
+// since Linux 5.8. Before that it returned 0 even when data failed to reach the disk, so
+// AtomicBatch then fsyncs every file instead.
+bool SyncfsReportsErrors(std::string_view kernel_release);
 
 // Writes `data` to `path` atomically (AtomicFile in one call).
 Status WriteFileAtomically(const std::string& path, std::span<const uint8_t> data,
