@@ -105,6 +105,12 @@ unsigned DefaultJobs() {
   return n == 0 ? 1 : n;
 }
 
+size_t BatchGroupsPerWorker(size_t jobs, size_t files_per_group) {
+  constexpr size_t kMaxGroups = 64, kMaxOpenTempFiles = 192;
+  const size_t per_worker = kMaxOpenTempFiles / std::max<size_t>(1, jobs * files_per_group);
+  return std::clamp<size_t>(per_worker, 1, kMaxGroups);
+}
+
 namespace {
 
 std::string HumanBytes(uint64_t b) {

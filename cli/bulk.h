@@ -78,6 +78,16 @@ bool IsNotKeyholdError(const std::string& path, const Error& error);
 // Default -j: the number of online CPUs (at least 1).
 unsigned DefaultJobs();
 
+// At most this many workers write output files at once (encrypt -O): more buys nothing on
+// one filesystem and costs descriptors.
+inline constexpr size_t kMaxOutputJobs = 16;
+
+// How many groups the AtomicBatch of each of `jobs` parallel workers may hold, a group being
+// `files_per_group` open temp files: at most 64, and at most 192 files for all workers
+// together, so a job stays far below the usual 1024-descriptor limit and within the 256 temp
+// files that are removed on SIGINT/SIGTERM (crypto/file_io.h). At least 1.
+size_t BatchGroupsPerWorker(size_t jobs, size_t files_per_group);
+
 // Runs `work` on every item with `jobs` threads (each item exactly once; one item's failure
 // never stops the others). `work` must be safe to call concurrently. `on_result` is called
 // for each item in completion order, serialized (never concurrently), e.g. for the audit log.

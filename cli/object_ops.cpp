@@ -227,17 +227,31 @@ Result<cobblestone::StreamStats> EncryptOne(const envelope::EncryptParams& param
   if (!request.detached) {
     KH_ASSIGN_OR_RETURN(auto stats,
                         envelope::EncryptObject(params, source, payload_sink, payload_sink));
-    if (stale_sidecar && unlink(sidecar.c_str()) != 0 && errno != ENOENT) {
-      return Error(ErrorCode::kIo,
-                   "cannot remove the stale " + sidecar + ": " + std::strerror(errno));
-    }
+    // The old sidecar goes only once the new object is in place: a failure or a kill before
+    // that leaves the old detached object whole. A kill between the rename and the unlink
+    // leaves the new object beside the old header, which every reader refuses with a message
+    // naming the file to remove (LocateObject), instead of a payload without its header.
+    auto remove_stale_sidecar = [stale_sidecar, sidecar]() -> Status {
+      if (!stale_sidecar) return {};
+      if (unlink(sidecar.c_str()) != 0 && errno != ENOENT) {
+        return Error(ErrorCode::kIo,
+                     "cannot remove the stale " + sidecar + ": " + std::strerror(errno),
+                     "the new object is in place; remove " + sidecar + " by hand");
+      }
+      return FsyncDirectory(DirName(sidecar));
+    };
     if (request.batch != nullptr) {
       std::vector<AtomicFile> group;
       group.push_back(std::move(payload));
-      request.batch->Add(std::move(group), request.on_commit);
+      request.batch->Add(std::move(group),
+                         [remove_stale_sidecar, done = request.on_commit](const Status& s) {
+                           Status result = s.ok() ? remove_stale_sidecar() : s;
+                           if (done) done(result);
+                         });
       return stats;
     }
     KH_RETURN_IF_ERROR(payload.Commit());
+    KH_RETURN_IF_ERROR(remove_stale_sidecar());
     return stats;
   }
   KH_ASSIGN_OR_RETURN(AtomicFile header,

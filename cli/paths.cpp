@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <unordered_map>
 
 namespace keyhold::cli {
 namespace fs = std::filesystem;
@@ -99,6 +100,21 @@ Status MakeParentDirs(const std::string& root, const std::string& path) {
     }
     dir += "/" + part.string();
     KH_RETURN_IF_ERROR(ensure_dir(dir));
+  }
+  return {};
+}
+
+Status CheckDistinctOutputs(const std::vector<InputFile>& files,
+                            const std::vector<std::string>& outputs) {
+  std::unordered_map<std::string, size_t> seen;
+  for (size_t i = 0; i < outputs.size() && i < files.size(); ++i) {
+    auto [it, fresh] = seen.emplace(fs::path(outputs[i]).lexically_normal().string(), i);
+    if (!fresh) {
+      return Error(ErrorCode::kInvalidArgument,
+                   files[it->second].path + " and " + files[i].path + " would both be written to " +
+                       outputs[i],
+                   "give their common parent directory instead, or run one command for each");
+    }
   }
   return {};
 }

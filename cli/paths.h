@@ -32,6 +32,14 @@ Result<Expansion> ExpandInputs(const std::vector<std::string>& inputs, bool skip
 // `path` must be `root` + "/" + a relative path without "..".
 Status MakeParentDirs(const std::string& root, const std::string& path);
 
+// For a job writing into -O DIR, where outputs[i] is files[i]'s output: refuses the job
+// (kInvalidArgument, naming both inputs) when two inputs would be written to the same output,
+// e.g. d1/x and d2/x given as files, one file given twice, or x and x.out.kh to decrypt.
+// With --force the later one would silently replace the earlier, and with parallel workers a
+// detached object's payload and header could even come from different inputs.
+Status CheckDistinctOutputs(const std::vector<InputFile>& files,
+                            const std::vector<std::string>& outputs);
+
 // Parses repeated KEY=VALUE arguments into a context (kInvalidArgument on a missing '=',
 // a duplicate key, or a key or value that breaks the format's rules).
 Result<envelope::EncryptionContext> ParseContextArgs(const std::vector<std::string>& args,

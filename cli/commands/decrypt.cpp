@@ -80,24 +80,34 @@ Result<int> RunDecrypt(Context& ctx, const DecryptOptions& opts) {
   LazyKeystoreResolver resolver(ctx);
   envelope::Keyring keyring{&resolver, identities};
 
+  std::vector<std::string> outputs;  // with -O DIR: each input's output
+  if (!opts.output_dir.empty()) {
+    for (const auto& in : expansion.files) {
+      std::string rel = StripSuffix(in.relative);
+      if (rel.empty()) rel = in.relative + ".out";
+      outputs.push_back(opts.output_dir + "/" + rel);
+    }
+    KH_RETURN_IF_ERROR(CheckDistinctOutputs(expansion.files, outputs));
+  }
+
   size_t done = 0, failed = 0;
   bool wrote_stdout = false;
-  int first_error_code = kExitOk;
   // With several outputs (-O), they are committed in batches: one data sync per batch instead
   // of one fsync per file, and each file still appears only complete (see AtomicBatch).
   AtomicBatch batch;
-  for (const auto& in : expansion.files) {
+  for (size_t i = 0; i < expansion.files.size(); ++i) {
+    const auto& in = expansion.files[i];
     DecryptRequest req;
     req.input = in.path;
     req.force = opts.force;
     req.expected = expected;
     req.threads = opts.threads;
     if (!opts.output_dir.empty()) {
-      std::string rel = StripSuffix(in.relative);
-      if (rel.empty()) rel = in.relative + ".out";
-      req.output = opts.output_dir + "/" + rel;
-      if (auto s = MakeParentDirs(opts.output_dir, req.output); !s.ok())
+      req.output = outputs[i];
+      if (auto s = MakeParentDirs(opts.output_dir, req.output); !s.ok()) {
+        batch.Flush();  // what was decrypted so far is complete: put it in place, then stop
         return std::move(s).error();
+      }
     } else if (!opts.output.empty()) {
       req.output = opts.output;
     } else if (!IsStdio(in.path)) {
@@ -111,7 +121,6 @@ Result<int> RunDecrypt(Context& ctx, const DecryptOptions& opts) {
     wrote_stdout = wrote_stdout || IsStdio(req.output);
     auto report_failure = [&, path = in.path](const Error& err) {
       PrintError(Error(err.code, path + ": " + err.message, err.hint));
-      if (first_error_code == kExitOk) first_error_code = ExitCodeFor(err.code);
       ++failed;
     };
     if (many) {

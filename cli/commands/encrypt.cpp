@@ -116,6 +116,15 @@ Result<int> RunEncrypt(Context& ctx, const EncryptOptions& opts) {
     // commits its outputs in batches: one data sync per batch instead of one fsync per file,
     // and every file still appears only complete (see AtomicBatch). One bad file never stops
     // the others.
+    std::vector<std::string> outputs;
+    for (const auto& in : expansion.files) {
+      outputs.push_back(opts.output_dir + "/" + in.relative + kObjectSuffix);
+    }
+    KH_RETURN_IF_ERROR(CheckDistinctOutputs(expansion.files, outputs));
+    const size_t jobs = std::min<size_t>({DefaultJobs(), kMaxOutputJobs, expansion.files.size()});
+    // Each pending group holds open temp files (two when detached): keep all workers' batches
+    // together within the descriptor and signal-cleanup budgets (BatchGroupsPerWorker).
+    const size_t groups_per_batch = BatchGroupsPerWorker(jobs, opts.detached ? 2 : 1);
     std::mutex mu;  // counters, error output, the audit log and `fatal`
     std::optional<Error> fatal;
     std::atomic<size_t> next{0};
@@ -124,15 +133,15 @@ Result<int> RunEncrypt(Context& ctx, const EncryptOptions& opts) {
       PrintError(Error(e.code, path + ": " + e.message, e.hint));
       ++failed;
     };
-    auto worker = [&] {
-      AtomicBatch batch;
+    auto work = [&] {
+      AtomicBatch batch(groups_per_batch);
       for (size_t i; (i = next.fetch_add(1)) < expansion.files.size();) {
         const auto& in = expansion.files[i];
         EncryptRequest req;
         req.input = in.path;
         req.detached = opts.detached;
         req.force = opts.force;
-        req.output = opts.output_dir + "/" + in.relative + kObjectSuffix;
+        req.output = outputs[i];
         if (IsStdio(in.path)) {
           report_failure(in.path, Error(ErrorCode::kInvalidArgument,
                                         "standard input cannot be used with -O DIR"));
@@ -163,7 +172,18 @@ Result<int> RunEncrypt(Context& ctx, const EncryptOptions& opts) {
       }
       batch.Flush();
     };
-    const size_t jobs = std::min<size_t>(DefaultJobs(), expansion.files.size());
+    auto worker = [&] {
+      // An exception (bad_alloc) must not escape a thread (std::terminate would leave every
+      // pending temp file behind): unwinding removes this worker's pending files and the job
+      // stops with an error.
+      try {
+        work();
+      } catch (const std::exception& e) {
+        std::lock_guard<std::mutex> lock(mu);
+        if (!fatal) fatal = Error(ErrorCode::kInternal, std::string("encrypt failed: ") + e.what());
+        next.store(expansion.files.size());
+      }
+    };
     std::vector<std::thread> helpers;
     for (size_t t = 1; t < jobs; ++t) {
       try {

@@ -67,4 +67,49 @@ expect_true '[ "$(stat -c %a real/d.kh.hdr)" = 640 ]'
 kh --passphrase-file pass decrypt -o - real/o.kh
 expect_code 0
 
+# 10. Two inputs that map to the same output under -O DIR are refused before anything is
+#     written: with --force one would silently replace the other, and parallel workers could
+#     pair one input's payload with the other's header.
+mkdir -p dup/d1 dup/d2
+head -c 3000 /dev/urandom > dup/d1/x; head -c 5000 /dev/urandom > dup/d2/x
+kh encrypt -r "$R" -f --detached -O dupout dup/d1/x dup/d2/x
+expect_code 2; expect_err "would both be written to"; expect_err "dup/d1/x and dup/d2/x"
+expect_no_file dupout/x.kh; expect_no_file dupout/x.kh.hdr
+kh encrypt -r "$R" -O dupout dup/d1/x dup/d1/x
+expect_code 2; expect_err "would both be written to"
+kh encrypt -r "$R" -O dupout dup            # the tree itself is fine: d1/x.kh and d2/x.kh
+expect_code 0; expect_file dupout/d1/x.kh; expect_file dupout/d2/x.kh
+cp dup/d1/x dup/x.out                       # decrypts to x.out, as does x (no .kh suffix)
+cp dup/d1/x dup/x
+"$KH_BIN" encrypt -r "$R" -o dup/x.out.kh dup/x.out 2>/dev/null
+kh -i me.key decrypt -f -O dupplain dup/x dup/x.out.kh
+expect_code 2; expect_err "would both be written to"; expect_no_file dupplain/x.out
+kh -i me.key decrypt -O dupplain dupout/d1/x.kh dupout/d2/x.kh
+expect_code 2; expect_err "would both be written to"
+
+# 11. Replacing a detached object with an in-file one (--force) removes the old sidecar only
+#     once the new object is in place: a job stopped before its batch is committed leaves
+#     every old object whole (before, the old payload was left without its header).
+mkdir -p stale/in stale/out
+for i in 1 2 3 4 5 6 7 8; do head -c $((i * 1000)) /dev/urandom > stale/in/x$i; done
+kh encrypt -r "$R" --detached -O stale/out stale/in
+expect_code 0; expect_file stale/out/x8.kh.hdr
+mkfifo stale/in/zz-fifo
+exec 3<>stale/in/zz-fifo   # a writer that never writes: keyhold's read of the FIFO blocks
+"$KH_BIN" encrypt -r "$R" -f -O stale/out stale/in/x? stale/in/zz-fifo 2>/dev/null &
+pid=$!
+for _ in $(seq 200); do   # until a worker reads the FIFO, its batch still pending
+  ls -l /proc/$pid/fd 2>/dev/null | grep -q zz-fifo && break
+  sleep 0.05
+done
+sleep 0.3
+kill -TERM $pid; wait $pid; rc=$?
+exec 3>&-
+check; [ $rc -eq 143 ] || fail "expected death by SIGTERM (143), got $rc"
+for i in 1 2 3 4 5 6 7 8; do
+  kh -i me.key decrypt -f -o stale/p$i stale/out/x$i.kh
+  expect_code 0; expect_same stale/p$i stale/in/x$i
+done
+expect_no_temp stale/out
+
 finish
