@@ -1,4 +1,4 @@
-// The Cobblestone chunk engine: batches of kBatchChunks chunks, sealed or opened in parallel
+// The Cobblestone chunk engine: batches of chunks (BatchChunks), sealed or opened in parallel
 // by a small set of threads that live for one message, written in order.
 #include "internal/cobblestone_engine.h"
 
@@ -36,6 +36,18 @@ Error PayloadAuthError() {
 }
 
 using ChunkFn = std::function<void(AesGcm& gcm, size_t chunk)>;
+
+// How long a thread waiting for the other side spins before it sleeps on a condition
+// variable: about 20-50 microseconds, a few chunks' worth of AES-GCM.
+constexpr int kSpins = 2000;
+
+inline void Pause() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield");
+#endif
+}
 
 // The threads that seal or open the chunks of one message. Thread 0 is the caller; the others
 // are started on the first batch with more than one chunk (a small message never pays for a
@@ -81,8 +93,8 @@ class ChunkWorkers {
     {
       std::lock_guard<std::mutex> lock(mu_);
       fn_ = &current_;
-      pending_ = threads_.size();
-      ++generation_;
+      pending_.store(threads_.size(), std::memory_order_relaxed);
+      generation_.fetch_add(1, std::memory_order_release);
     }
     start_cv_.notify_all();
     return {};
@@ -96,9 +108,11 @@ class ChunkWorkers {
     }
     Drain(gcms_[0]);
     // Every helper must report back, even one that found no work left, so that none can
-    // still be reading fn_ or next_ when the next batch is set up.
+    // still be reading fn_ or next_ when the next batch is set up. It is usually finishing
+    // its last chunk: spin briefly before sleeping.
+    for (int i = 0; i < kSpins && pending_.load(std::memory_order_acquire) != 0; ++i) Pause();
     std::unique_lock<std::mutex> lock(mu_);
-    done_cv_.wait(lock, [this] { return pending_ == 0; });
+    done_cv_.wait(lock, [this] { return pending_.load(std::memory_order_relaxed) == 0; });
     fn_ = nullptr;
     helping_ = false;
   }
@@ -133,16 +147,21 @@ class ChunkWorkers {
   void WorkerLoop(size_t t) {
     uint64_t seen = 0;
     for (;;) {
+      // The next batch usually comes within microseconds (the caller only writes the
+      // previous one out): spin briefly before sleeping, as a futex wake-up costs more.
+      for (int i = 0; i < kSpins && generation_.load(std::memory_order_acquire) == seen; ++i) {
+        Pause();
+      }
       {
         std::unique_lock<std::mutex> lock(mu_);
-        start_cv_.wait(lock, [&] { return stop_ || generation_ != seen; });
+        start_cv_.wait(lock, [&] { return stop_ || generation_.load() != seen; });
         if (stop_) return;
-        seen = generation_;
+        seen = generation_.load();
       }
       Drain(gcms_[t]);
       {
         std::lock_guard<std::mutex> lock(mu_);
-        if (--pending_ == 0) done_cv_.notify_one();
+        if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) done_cv_.notify_one();
       }
     }
   }
@@ -156,8 +175,12 @@ class ChunkWorkers {
   std::mutex mu_;
   std::condition_variable start_cv_;
   std::condition_variable done_cv_;
-  uint64_t generation_ = 0;  // bumped for every batch handed to the helpers
-  size_t pending_ = 0;       // helpers that have not finished the current batch
+  // Bumped for every batch handed to the helpers; changed under mu_, also read without it
+  // by helpers spinning before they sleep.
+  std::atomic<uint64_t> generation_{0};
+  // Helpers that have not finished the current batch; changed under mu_, also read without
+  // it by the caller spinning in Finish().
+  std::atomic<size_t> pending_{0};
   bool stop_ = false;
   // Written under mu_ before generation_ is bumped; read by helpers after they see it.
   const ChunkFn* fn_ = nullptr;
@@ -249,8 +272,7 @@ Result<StreamStats> EncryptChunks(std::span<const uint8_t> key,
   KH_RETURN_IF_ERROR(workers.Init());
 
   // Two plaintext buffers: batch N+1 is read into one while batch N in the other is sealed.
-  // The first batch is one chunk: a small message (most files in a tree) then costs 32 KiB
-  // of buffers, not 3 MiB. Later batches are kBatchChunks chunks.
+  // They grow with the message (BatchChunks): a small one costs 32 KiB of buffers, not 12 MiB.
   std::array<WipingBuffer, 2> plain{WipingBuffer(kChunkSize), WipingBuffer()};
   // The prefix goes in front of the first batch, so that it costs no write of its own.
   std::vector<uint8_t> sealed(prefix.size() + kEncryptedChunkSize);
@@ -260,6 +282,7 @@ Result<StreamStats> EncryptChunks(std::span<const uint8_t> key,
   std::array<ChunkStatus, kBatchChunks> status{};
   StreamStats stats;
   uint64_t index = first_chunk;
+  uint64_t batch_number = 0;
   size_t cur = 0;
   KH_ASSIGN_OR_RETURN(size_t n, FillFromSource(in, plain[cur]));
   for (;;) {
@@ -286,7 +309,8 @@ Result<StreamStats> EncryptChunks(std::span<const uint8_t> key,
     Result<size_t> next = size_t{0};
     if (!last) {
       WipingBuffer& dst = plain[cur ^ 1];
-      if (dst.size() != kBatchChunks * kChunkSize) dst.resize(kBatchChunks * kChunkSize);
+      const size_t want = BatchChunks(batch_number + 1) * kChunkSize;
+      if (dst.size() != want) dst.resize(want);
       next = FillFromSource(in, dst);
     }
     batch.Finish();
@@ -304,11 +328,11 @@ Result<StreamStats> EncryptChunks(std::span<const uint8_t> key,
     if (!next.ok()) return std::move(next).error();  // after the batch before it, as before
     n = *next;
     cur ^= 1;
-    if (head != 0 || sealed.size() != kBatchChunks * kEncryptedChunkSize) {
-      // Later batches are full size and start at the front of the buffer.
-      sealed.resize(kBatchChunks * kEncryptedChunkSize);
-      head = 0;
-    }
+    ++batch_number;
+    // Later batches start at the front of the buffer, which grows with them.
+    head = 0;
+    const size_t sealed_size = plain[cur].size() / kChunkSize * kEncryptedChunkSize;
+    if (sealed.size() < sealed_size) sealed.resize(sealed_size);
   }
 }
 
@@ -319,8 +343,8 @@ Result<StreamStats> DecryptChunks(std::span<const uint8_t> key,
   ChunkWorkers workers(key, ResolveThreads(options.threads));
   KH_RETURN_IF_ERROR(workers.Init());
 
-  // As in EncryptChunks: two input buffers (batch N+1 is read while batch N is opened), the
-  // first batch one chunk, later ones kBatchChunks.
+  // As in EncryptChunks: two input buffers (batch N+1 is read while batch N is opened),
+  // growing with the message (BatchChunks).
   std::array<std::vector<uint8_t>, 2> sealed{std::vector<uint8_t>(kEncryptedChunkSize),
                                              std::vector<uint8_t>()};
   WipingBuffer plain(kChunkSize);
@@ -328,6 +352,7 @@ Result<StreamStats> DecryptChunks(std::span<const uint8_t> key,
   std::array<ChunkStatus, kBatchChunks> status{};
   StreamStats stats;
   uint64_t index = first_chunk;
+  uint64_t batch_number = 0;
   size_t cur = 0;
   KH_ASSIGN_OR_RETURN(size_t n, FillFromSource(in, sealed[cur]));
   for (;;) {
@@ -348,7 +373,7 @@ Result<StreamStats> DecryptChunks(std::span<const uint8_t> key,
       too_long = true;
     }
     if (plain.size() < full * kChunkSize + (has_final ? rest - kTagSize : 0)) {
-      plain.resize(kBatchChunks * kChunkSize);
+      plain.resize(sealed[cur].size() / kEncryptedChunkSize * kChunkSize);
     }
 
     const std::vector<uint8_t>& src = sealed[cur];
@@ -372,9 +397,8 @@ Result<StreamStats> DecryptChunks(std::span<const uint8_t> key,
     Result<size_t> next = size_t{0};
     if (!eof && !too_long) {
       std::vector<uint8_t>& dst = sealed[cur ^ 1];
-      if (dst.size() != kBatchChunks * kEncryptedChunkSize) {
-        dst.resize(kBatchChunks * kEncryptedChunkSize);
-      }
+      const size_t want = BatchChunks(batch_number + 1) * kEncryptedChunkSize;
+      if (dst.size() != want) dst.resize(want);
       next = FillFromSource(in, dst);
     }
     batch.Finish();
@@ -404,6 +428,7 @@ Result<StreamStats> DecryptChunks(std::span<const uint8_t> key,
     if (!next.ok()) return std::move(next).error();
     n = *next;
     cur ^= 1;
+    ++batch_number;
   }
 }
 

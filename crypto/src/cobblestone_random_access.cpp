@@ -17,7 +17,7 @@ namespace keyhold::cobblestone {
 namespace {
 
 // Chunks read with one pread by ReadAt (1 MiB of ciphertext at most).
-constexpr size_t kReadBatchChunks = internal::kBatchChunks;
+constexpr size_t kReadBatchChunks = 64;
 
 Error PayloadAuthError() {
   return Error(ErrorCode::kPayloadAuthFailed, "payload authentication failed",

@@ -77,7 +77,8 @@ TEST_CASE("cobblestone round trip at chunk and batch boundaries, serial = parall
   const auto key = keyhold::SecretBytes::Random(32);
   const Bytes salt = cobtest::RandomBytesForTest(24, 1);
   const size_t size = GENERATE(size_t{0}, size_t{1}, size_t{16383}, size_t{16384}, size_t{16385},
-                               64 * size_t{16384}, 5 * kMiB + 7);
+                               64 * size_t{16384}, 65 * size_t{16384}, 5 * kMiB + 7,
+                               321 * size_t{16384}, 321 * size_t{16384} + 1, 12 * kMiB + 3);
   INFO("size " << size);
   const Bytes pt = cobtest::RandomBytesForTest(size, static_cast<uint32_t>(size));
   const Bytes ct1 = EncryptWithSalt(key, salt, kContext, pt, 1);
@@ -107,18 +108,18 @@ TEST_CASE("cobblestone round trip at chunk and batch boundaries, serial = parall
 
 TEST_CASE("cobblestone output is written in large writes", "[cobblestone]") {
   const auto key = keyhold::SecretBytes::Random(32);
-  const Bytes pt = cobtest::RandomBytesForTest(3 * kMiB, 5);
+  const Bytes pt = cobtest::RandomBytesForTest(6 * kMiB, 5);
   cobtest::MemorySource src(pt);
   cobtest::VectorSink sink;
   REQUIRE(cob::Encrypt(key, kContext, src, sink, {.threads = 2}).ok());
   // The first batch is one chunk (with the prefix in front), so that small messages need
-  // small buffers; then 1 MiB batches: 64 and 64 chunks, and the last 63 chunks with the empty
-  // final chunk. 4 writes, not 200.
+  // small buffers; then 64 chunks (1 MiB), then 4 MiB batches: 256 chunks, and the last 63
+  // chunks with the empty final chunk. 4 writes, not 385.
   CHECK(sink.writes == 4);
   Outcome o = Decrypt(key, kContext, sink.bytes, 2);
   REQUIRE(o.ok);
   CHECK(o.out == pt);
-  CHECK(o.writes == 4);  // 1 + 64 + 64 + 63 chunks; the empty final chunk releases nothing
+  CHECK(o.writes == 4);  // 1 + 64 + 256 + 63 chunks; the empty final chunk releases nothing
 }
 
 TEST_CASE("cobblestone Encrypt uses a fresh salt per message", "[cobblestone]") {

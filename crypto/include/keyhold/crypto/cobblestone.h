@@ -71,8 +71,8 @@ struct Options {
   // Worker threads for chunk encryption/decryption. 0 = one per online CPU (at most 8);
   // 1 = serial, in the calling thread. Output and error reporting are identical either way.
   // The count includes the calling thread, which works too; values above 64 are clamped.
-  // Input is read and output written in batches of 64 chunks (about 1 MiB), so memory use is
-  // constant whatever the message size.
+  // Input is read and output written in batches that grow from 1 to 64 to 256 chunks (4 MiB),
+  // so memory use is constant whatever the message size (about 12 MiB of buffers at most).
   unsigned threads = 0;
 };
 
