@@ -13,7 +13,10 @@ namespace fs = std::filesystem;
 
 namespace {
 
-Status Walk(const fs::path& root, const fs::path& dir, bool skip_sidecars, Expansion& out) {
+// `rel` is `dir` relative to the directory named on the command line, built during the walk
+// (fs::relative would canonicalize both paths: a getcwd and a readlink per path component,
+// for every file of the tree).
+Status Walk(const fs::path& dir, const fs::path& rel, bool skip_sidecars, Expansion& out) {
   std::error_code ec;
   std::vector<fs::directory_entry> entries;
   for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
@@ -28,7 +31,7 @@ Status Walk(const fs::path& root, const fs::path& dir, bool skip_sidecars, Expan
     if (fs::is_symlink(st)) {
       out.skipped.push_back(e.path().string() + " (symbolic link, not followed)");
     } else if (fs::is_directory(st)) {
-      KH_RETURN_IF_ERROR(Walk(root, e.path(), skip_sidecars, out));
+      KH_RETURN_IF_ERROR(Walk(e.path(), rel / e.path().filename(), skip_sidecars, out));
     } else if (fs::is_regular_file(st)) {
       const std::string name = e.path().string();
       // Our own temp files from an interrupted run are not inputs.
@@ -37,7 +40,7 @@ Status Walk(const fs::path& root, const fs::path& dir, bool skip_sidecars, Expan
           fs::exists(name.substr(0, name.size() - 4))) {
         continue;
       }
-      out.files.push_back({name, fs::relative(e.path(), root).string()});
+      out.files.push_back({name, (rel / e.path().filename()).string()});
     } else {
       out.skipped.push_back(e.path().string() + " (not a regular file)");
     }
@@ -61,7 +64,7 @@ Result<Expansion> ExpandInputs(const std::vector<std::string>& inputs, bool skip
     }
     if (S_ISDIR(st.st_mode)) {
       out.had_directory = true;
-      KH_RETURN_IF_ERROR(Walk(fs::path(in), fs::path(in), skip_sidecars, out));
+      KH_RETURN_IF_ERROR(Walk(fs::path(in), fs::path(), skip_sidecars, out));
     } else {
       out.files.push_back({in, fs::path(in).filename().string()});
     }

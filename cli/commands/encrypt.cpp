@@ -135,6 +135,7 @@ Result<int> RunEncrypt(Context& ctx, const EncryptOptions& opts) {
     };
     auto work = [&] {
       AtomicBatch batch(groups_per_batch);
+      std::string last_parent;
       for (size_t i; (i = next.fetch_add(1)) < expansion.files.size();) {
         const auto& in = expansion.files[i];
         EncryptRequest req;
@@ -147,13 +148,17 @@ Result<int> RunEncrypt(Context& ctx, const EncryptOptions& opts) {
                                         "standard input cannot be used with -O DIR"));
           continue;
         }
-        if (auto s = MakeParentDirs(opts.output_dir, req.output); !s.ok()) {
-          // The output tree itself is wrong (a symlink or a file where a directory must be):
-          // stop the job rather than fail every file below it.
-          std::lock_guard<std::mutex> lock(mu);
-          if (!fatal) fatal = s.error();
-          next.store(expansion.files.size());
-          break;
+        // Checked (and created) once for a run of files in the same directory, not per file.
+        if (std::string parent = DirName(req.output); parent != last_parent) {
+          if (auto s = MakeParentDirs(opts.output_dir, req.output); !s.ok()) {
+            // The output tree itself is wrong (a symlink or a file where a directory must
+            // be): stop the job rather than fail every file below it.
+            std::lock_guard<std::mutex> lock(mu);
+            if (!fatal) fatal = s.error();
+            next.store(expansion.files.size());
+            break;
+          }
+          last_parent = std::move(parent);
         }
         req.batch = &batch;
         req.on_commit = [&, path = in.path, output = req.output](const Status& s) {

@@ -50,7 +50,12 @@ Result<StreamStats> EncryptWithSalt(const SecretBytes& input_key, std::span<cons
 
 }  // namespace
 
-Result<size_t> FdSource::Read(std::span<uint8_t> out) { return ReadFull(fd_, out); }
+Result<size_t> FdSource::Read(std::span<uint8_t> out) {
+  if (eof_ || out.empty()) return size_t{0};
+  KH_ASSIGN_OR_RETURN(size_t n, ReadFull(fd_, out));
+  eof_ = n < out.size();
+  return n;
+}
 
 Status FdSink::Write(std::span<const uint8_t> data) { return WriteAll(fd_, data); }
 

@@ -219,7 +219,9 @@ Status CheckSizes(std::span<const uint8_t> key) {
 
 unsigned ResolveThreads(unsigned requested) {
   if (requested != 0) return std::min(requested, kMaxThreads);
-  long online = sysconf(_SC_NPROCESSORS_ONLN);
+  // Read once: glibc parses /sys/devices/system/cpu/online on every call (three system calls
+  // per message, which a tree of small files felt).
+  static const long online = sysconf(_SC_NPROCESSORS_ONLN);
   if (online < 1) return 1;
   return static_cast<unsigned>(std::min<long>(online, kMaxDefaultThreads));
 }

@@ -180,12 +180,14 @@ Result<AtomicFile> AtomicFile::Create(const std::string& final_path, Overwrite o
                                       mode_t final_mode) {
   if (final_path.empty()) return Error(ErrorCode::kInvalidArgument, "empty output path");
   struct stat st;
-  if (overwrite == Overwrite::kNo && lstat(final_path.c_str(), &st) == 0) {
-    return Error(ErrorCode::kAlreadyExists, final_path + ": already exists",
-                 "use --force to overwrite it, or choose another output name");
-  }
-  if (lstat(final_path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) {
-    return Error(ErrorCode::kAlreadyExists, final_path + ": is a directory");
+  if (lstat(final_path.c_str(), &st) == 0) {
+    if (overwrite == Overwrite::kNo) {
+      return Error(ErrorCode::kAlreadyExists, final_path + ": already exists",
+                   "use --force to overwrite it, or choose another output name");
+    }
+    if (S_ISDIR(st.st_mode)) {
+      return Error(ErrorCode::kAlreadyExists, final_path + ": is a directory");
+    }
   }
   AtomicFile f;
   f.final_path_ = final_path;

@@ -79,6 +79,8 @@ kh encrypt -r "$R" -O dupout dup/d1/x dup/d1/x
 expect_code 2; expect_err "would both be written to"
 kh encrypt -r "$R" -O dupout dup            # the tree itself is fine: d1/x.kh and d2/x.kh
 expect_code 0; expect_file dupout/d1/x.kh; expect_file dupout/d2/x.kh
+kh encrypt -r "$R" -O dupout3/ ./dup//  # relative names are built during the walk: same tree
+expect_code 0; expect_file dupout3/d1/x.kh; expect_file dupout3/d2/x.kh
 cp dup/d1/x dup/x.out                       # decrypts to x.out, as does x (no .kh suffix)
 cp dup/d1/x dup/x
 "$KH_BIN" encrypt -r "$R" -o dup/x.out.kh dup/x.out 2>/dev/null

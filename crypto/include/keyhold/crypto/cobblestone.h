@@ -49,6 +49,8 @@ class Source {
   virtual Result<size_t> Read(std::span<uint8_t> out) = 0;
 };
 
+// Reads until `out` is full or end of file. End of file is final: once a read came back
+// short, later calls return 0 without asking the kernel again.
 class FdSource final : public Source {
  public:
   explicit FdSource(int fd) : fd_(fd) {}
@@ -56,6 +58,7 @@ class FdSource final : public Source {
 
  private:
   int fd_;
+  bool eof_ = false;
 };
 
 class FdSink final : public Sink {
