@@ -111,7 +111,9 @@ Status CheckDistinctOutputs(const std::vector<InputFile>& files,
                             const std::vector<std::string>& outputs) {
   std::unordered_map<std::string, size_t> seen;
   for (size_t i = 0; i < outputs.size() && i < files.size(); ++i) {
-    auto [it, fresh] = seen.emplace(fs::path(outputs[i]).lexically_normal().string(), i);
+    // Plain string comparison: the outputs are built from clean relative names (no ".", ".."
+    // or empty parts); normalizing would make "DIR/a/.." equal to "DIR/".
+    auto [it, fresh] = seen.emplace(outputs[i], i);
     if (!fresh) {
       return Error(ErrorCode::kInvalidArgument,
                    files[it->second].path + " and " + files[i].path + " would both be written to " +

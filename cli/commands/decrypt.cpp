@@ -84,7 +84,9 @@ Result<int> RunDecrypt(Context& ctx, const DecryptOptions& opts) {
   if (!opts.output_dir.empty()) {
     for (const auto& in : expansion.files) {
       std::string rel = StripSuffix(in.relative);
-      if (rel.empty()) rel = in.relative + ".out";
+      // "x.kh" -> "x"; a name that would strip to nothing, "." or ".." gets ".out" instead.
+      const std::string base = BaseName(rel);
+      if (rel.empty() || base == "." || base == "..") rel = in.relative + ".out";
       outputs.push_back(opts.output_dir + "/" + rel);
     }
     KH_RETURN_IF_ERROR(CheckDistinctOutputs(expansion.files, outputs));

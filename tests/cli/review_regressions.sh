@@ -114,4 +114,39 @@ for i in 1 2 3 4 5 6 7 8; do
 done
 expect_no_temp stale/out
 
+# 12. Object names that strip to "." or ".." (..kh, ...kh) decrypt to NAME.out, and two of
+#     them in different directories are not "the same output".
+mkdir -p dots/a dots/b
+"$KH_BIN" encrypt -r "$R" -o dots/a/..kh data 2>/dev/null
+"$KH_BIN" encrypt -r "$R" -o dots/b/...kh data 2>/dev/null
+cp dots/b/...kh dots/a/...kh
+kh -i me.key decrypt -O dotsout dots
+expect_code 0
+expect_same dotsout/a/..kh.out data; expect_same dotsout/a/...kh.out data
+expect_same dotsout/b/...kh.out data
+
+# 13. encrypt -O trusts an output directory it checked only while it is still the same
+#     directory: one swapped for a symbolic link mid-job stops the job (a per-directory
+#     cache let 2742 of 3000 files land in the link's target).
+mkdir -p swap/src/sub swap/elsewhere
+for i in $(seq 4000); do echo "$i" > swap/src/sub/f$i; done
+"$KH_BIN" encrypt -r "$R" -O swap/out swap/src 2>"$T/.swap.err" &
+pid=$!
+for _ in $(seq 400); do
+  compgen -G "swap/out/sub/*.kh" >/dev/null && break
+  sleep 0.005
+done
+if kill -STOP $pid 2>/dev/null; then
+  mv swap/out/sub swap/out/sub.moved && ln -s "$T/swap/elsewhere" swap/out/sub
+  kill -CONT $pid
+  wait $pid; rc=$?
+  check; [ $rc -ne 0 ] || fail "a swapped output directory went unnoticed"
+  check; grep -q "symbolic link" "$T/.swap.err" || fail "no symbolic-link error: $(head -2 "$T/.swap.err")"
+  # At most one file per worker can be between its check and its create at the swap.
+  n=$(ls -A swap/elsewhere | wc -l)
+  check; [ "$n" -le "$(nproc)" ] || fail "$n files written through the planted link"
+else
+  wait $pid   # finished before it could be stopped: nothing to swap
+fi
+
 finish

@@ -1,6 +1,10 @@
 // Streaming Cobblestone: round trips across chunk and batch boundaries in the serial and
 // parallel paths, exact failure classes and released bytes for tampering, truncation and
 // trailing data, the commitment-first rule, the chunk-counter limit, and I/O errors.
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <array>
 #include <catch2/catch.hpp>
 
 #include "cobblestone_test_util.h"
@@ -413,4 +417,36 @@ TEST_CASE("cobblestone thread count resolution", "[cobblestone]") {
   const unsigned def = internal::ResolveThreads(0);
   CHECK(def >= 1);
   CHECK(def <= internal::kMaxDefaultThreads);
+}
+
+TEST_CASE("FdSource: end of file is final", "[cobblestone]") {
+  // A file that grows after a short read (someone appends while we encrypt) must not make a
+  // later Read return data: the message ended at the first end of file the engine saw.
+  char path[] = "/tmp/keyhold-fdsource-XXXXXX";
+  const int wfd = mkstemp(path);
+  REQUIRE(wfd >= 0);
+  unlink(path);
+  const int rfd = dup(wfd);
+  REQUIRE(rfd >= 0);
+  REQUIRE(write(wfd, "hello", 5) == 5);
+  REQUIRE(lseek(rfd, 0, SEEK_SET) == 0);
+  cob::FdSource src(rfd);
+  std::array<uint8_t, 10> buf{};
+  auto first = src.Read(buf);
+  REQUIRE(first.ok());
+  CHECK(*first == 5);
+  REQUIRE(pwrite(wfd, "world", 5, 5) == 5);  // the file grows behind the source
+  auto second = src.Read(buf);
+  REQUIRE(second.ok());
+  CHECK(*second == 0);
+  std::array<uint8_t, 5> exact{};
+  cob::FdSource fresh(rfd);  // a full read is not an end of file
+  REQUIRE(lseek(rfd, 0, SEEK_SET) == 0);
+  for (size_t expected : {5u, 5u, 0u}) {
+    auto r = fresh.Read(exact);
+    REQUIRE(r.ok());
+    CHECK(*r == expected);
+  }
+  close(rfd);
+  close(wfd);
 }
