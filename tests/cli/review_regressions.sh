@@ -137,6 +137,12 @@ for _ in $(seq 400); do
   sleep 0.005
 done
 if kill -STOP $pid 2>/dev/null; then
+  # SIGSTOP is asynchronous: swap only once every thread has stopped (state T), or a
+  # worker could recreate the directory between the mv and the ln.
+  for _ in $(seq 500); do
+    ! grep -qv '^T$' <(sed 's/.*) \(.\).*/\1/' /proc/$pid/task/*/stat 2>/dev/null) && break
+    sleep 0.01
+  done
   mv swap/out/sub swap/out/sub.moved && ln -s "$T/swap/elsewhere" swap/out/sub
   kill -CONT $pid
   wait $pid; rc=$?
