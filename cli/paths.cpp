@@ -8,6 +8,8 @@
 #include <filesystem>
 #include <unordered_map>
 
+#include "keyhold/crypto/file_io.h"
+
 namespace keyhold::cli {
 namespace fs = std::filesystem;
 
@@ -104,6 +106,24 @@ Status MakeParentDirs(const std::string& root, const std::string& path) {
     dir += "/" + part.string();
     KH_RETURN_IF_ERROR(ensure_dir(dir));
   }
+  return {};
+}
+
+Status OutputDirs::Prepare(const std::string& path) {
+  std::string dir = DirName(path);
+  struct stat st;
+  if (dir == last_ && stat(dir.c_str(), &st) == 0 && st.st_dev == last_dev_ &&
+      st.st_ino == last_ino_) {
+    return {};
+  }
+  last_.clear();
+  KH_RETURN_IF_ERROR(MakeParentDirs(root_, path));
+  if (stat(dir.c_str(), &st) != 0) {
+    return Error(ErrorCode::kIo, dir + ": " + std::strerror(errno));
+  }
+  last_ = std::move(dir);
+  last_dev_ = st.st_dev;
+  last_ino_ = st.st_ino;
   return {};
 }
 

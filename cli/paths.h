@@ -2,7 +2,10 @@
 #ifndef KEYHOLD_CLI_PATHS_H_
 #define KEYHOLD_CLI_PATHS_H_
 
+#include <sys/types.h>
+
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "keyhold/crypto/envelope.h"
@@ -31,6 +34,24 @@ Result<Expansion> ExpandInputs(const std::vector<std::string>& inputs, bool skip
 // directory, so outputs cannot be redirected outside `root` through a planted link.
 // `path` must be `root` + "/" + a relative path without "..".
 Status MakeParentDirs(const std::string& root, const std::string& path);
+
+// MakeParentDirs for the outputs of one job (one per thread), without repeating the
+// component-by-component check for every file of a directory: for the next output in the
+// directory checked last, one stat(2) proves it is still that very directory (stat follows
+// links, so a component swapped for a link since the check shows up as another inode), and
+// anything else gets the full check again.
+class OutputDirs {
+ public:
+  explicit OutputDirs(std::string root) : root_(std::move(root)) {}
+  // As MakeParentDirs(root, path).
+  Status Prepare(const std::string& path);
+
+ private:
+  std::string root_;
+  std::string last_;  // the directory checked last, and its identity
+  dev_t last_dev_ = 0;
+  ino_t last_ino_ = 0;
+};
 
 // For a job writing into -O DIR, where outputs[i] is files[i]'s output: refuses the job
 // (kInvalidArgument, naming both inputs) when two inputs would be written to the same output,

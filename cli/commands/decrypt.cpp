@@ -97,6 +97,7 @@ Result<int> RunDecrypt(Context& ctx, const DecryptOptions& opts) {
   // With several outputs (-O), they are committed in batches: one data sync per batch instead
   // of one fsync per file, and each file still appears only complete (see AtomicBatch).
   AtomicBatch batch;
+  OutputDirs dirs(opts.output_dir);
   for (size_t i = 0; i < expansion.files.size(); ++i) {
     const auto& in = expansion.files[i];
     DecryptRequest req;
@@ -106,7 +107,7 @@ Result<int> RunDecrypt(Context& ctx, const DecryptOptions& opts) {
     req.threads = opts.threads;
     if (!opts.output_dir.empty()) {
       req.output = outputs[i];
-      if (auto s = MakeParentDirs(opts.output_dir, req.output); !s.ok()) {
+      if (auto s = dirs.Prepare(req.output); !s.ok()) {
         batch.Flush();  // what was decrypted so far is complete: put it in place, then stop
         return std::move(s).error();
       }

@@ -1,18 +1,13 @@
 // keyhold encrypt: a fresh data key per object, wrapped to keystore keys (-k) and public
 // recipients (-r), payload in Cobblestone-256, context bound to both.
-#include <sys/stat.h>
-
 #include <algorithm>
 #include <atomic>
-#include <cerrno>
 #include <cstdio>
-#include <cstring>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <system_error>
 #include <thread>
-#include <utility>
 #include <vector>
 
 #include "audit_hooks.h"
@@ -145,8 +140,7 @@ Result<int> RunEncrypt(Context& ctx, const EncryptOptions& opts) {
     };
     auto work = [&] {
       AtomicBatch batch(groups_per_batch);
-      std::string last_parent;  // the output directory checked last, and its identity
-      std::pair<dev_t, ino_t> last_parent_id{};
+      OutputDirs dirs(opts.output_dir);
       for (size_t i; (i = next.fetch_add(1)) < expansion.files.size();) {
         const auto& in = expansion.files[i];
         EncryptRequest req;
@@ -159,30 +153,13 @@ Result<int> RunEncrypt(Context& ctx, const EncryptOptions& opts) {
                                         "standard input cannot be used with -O DIR"));
           continue;
         }
-        // The output's directories are checked component by component (no symlink planted
-        // in the tree) when the directory changes; for the next files in the same directory
-        // one stat(2) proves it is still the very directory that was checked (it follows
-        // links, so a component swapped for a link shows up as another inode).
-        std::string parent = DirName(req.output);
-        struct stat pst;
-        const bool same_dir = parent == last_parent && stat(parent.c_str(), &pst) == 0 &&
-                              pst.st_dev == last_parent_id.first &&
-                              pst.st_ino == last_parent_id.second;
-        if (!same_dir) {
-          auto s = MakeParentDirs(opts.output_dir, req.output);
-          if (s.ok() && stat(parent.c_str(), &pst) != 0) {
-            s = Error(ErrorCode::kIo, parent + ": " + std::strerror(errno));
-          }
-          if (!s.ok()) {
-            // The output tree itself is wrong (a symlink or a file where a directory must
-            // be): stop the job rather than fail every file below it.
-            std::lock_guard<std::mutex> lock(mu);
-            if (!fatal) fatal = s.error();
-            next.store(expansion.files.size());
-            break;
-          }
-          last_parent = std::move(parent);
-          last_parent_id = {pst.st_dev, pst.st_ino};
+        if (auto s = dirs.Prepare(req.output); !s.ok()) {
+          // The output tree itself is wrong (a symlink or a file where a directory must be):
+          // stop the job rather than fail every file below it.
+          std::lock_guard<std::mutex> lock(mu);
+          if (!fatal) fatal = s.error();
+          next.store(expansion.files.size());
+          break;
         }
         req.batch = &batch;
         req.on_commit = [&, path = in.path, output = req.output](const Status& s) {

@@ -86,14 +86,9 @@ class ChunkWorkers {
     current_ = std::move(fn);
     n_ = n;
     next_.store(0, std::memory_order_relaxed);
-    if (n <= 1 || threads_.empty()) {
-      helping_ = false;
-      return {};
-    }
-    helping_ = true;
+    if (!Helping()) return {};
     {
       std::lock_guard<std::mutex> lock(mu_);
-      fn_ = &current_;
       pending_.store(threads_.size(), std::memory_order_relaxed);
       generation_.fetch_add(1, std::memory_order_release);
     }
@@ -102,23 +97,23 @@ class ChunkWorkers {
   }
 
   void Finish() {
-    if (!helping_) {
+    if (!Helping()) {
       for (size_t i = 0; i < n_; ++i) current_(gcms_[0], i);
-      n_ = 0;
       return;
     }
     Drain(gcms_[0]);
     // Every helper must report back, even one that found no work left, so that none can
-    // still be reading fn_ or next_ when the next batch is set up. It is usually finishing
+    // still be reading current_ or next_ when the next batch is set up. It is usually finishing
     // its last chunk: spin briefly before sleeping.
     for (int i = 0; i < kSpins && pending_.load(std::memory_order_acquire) != 0; ++i) Pause();
     std::unique_lock<std::mutex> lock(mu_);
     done_cv_.wait(lock, [this] { return pending_.load(std::memory_order_relaxed) == 0; });
-    fn_ = nullptr;
-    helping_ = false;
   }
 
  private:
+  // Whether the current batch goes to the helper threads too (a one-chunk batch never does).
+  bool Helping() const { return n_ > 1 && !threads_.empty(); }
+
   Status StartThreads() {
     started_ = true;
     while (gcms_.size() < wanted_) {
@@ -141,7 +136,7 @@ class ChunkWorkers {
     for (;;) {
       size_t i = next_.fetch_add(1, std::memory_order_relaxed);
       if (i >= n_) return;
-      (*fn_)(gcm, i);
+      current_(gcm, i);
     }
   }
 
@@ -183,12 +178,11 @@ class ChunkWorkers {
   // it by the caller spinning in Finish().
   std::atomic<size_t> pending_{0};
   bool stop_ = false;
-  // Written under mu_ before generation_ is bumped; read by helpers after they see it.
-  const ChunkFn* fn_ = nullptr;
+  // The batch: set by Start() before generation_ is bumped under mu_, read by helpers after
+  // they see the new generation, unchanged until Finish() has seen every helper report back.
+  ChunkFn current_;
   size_t n_ = 0;
   std::atomic<size_t> next_{0};
-  ChunkFn current_;       // the batch's work, owned here until Finish()
-  bool helping_ = false;  // the helpers were started on the current batch
 };
 
 // Finishes a started batch on every path out of a scope (an error return included), so no
@@ -266,6 +260,15 @@ Result<DerivedKeys> DeriveAndCheck(const SecretBytes& input_key, std::span<const
   return keys;
 }
 
+// Reads batch `number` of a message into `buffer`, first sized for it: BatchChunks(number)
+// units of `unit` bytes (a chunk of plaintext, or a sealed chunk).
+template <typename Buffer>
+Result<size_t> ReadBatch(Source& in, Buffer& buffer, uint64_t number, size_t unit) {
+  const size_t size = BatchChunks(number) * unit;
+  if (buffer.size() != size) buffer.resize(size);
+  return FillFromSource(in, buffer);
+}
+
 Result<StreamStats> EncryptChunks(std::span<const uint8_t> key,
                                   std::span<const uint8_t, kNonceSize> base_nonce,
                                   std::span<const uint8_t> prefix, Source& in, Sink& out,
@@ -276,9 +279,9 @@ Result<StreamStats> EncryptChunks(std::span<const uint8_t> key,
 
   // Two plaintext buffers: batch N+1 is read into one while batch N in the other is sealed.
   // They grow with the message (BatchChunks): a small one costs 32 KiB of buffers, not 12 MiB.
-  std::array<WipingBuffer, 2> plain{WipingBuffer(kChunkSize), WipingBuffer()};
+  std::array<WipingBuffer, 2> plain;
   // The prefix goes in front of the first batch, so that it costs no write of its own.
-  std::vector<uint8_t> sealed(prefix.size() + kEncryptedChunkSize);
+  std::vector<uint8_t> sealed(prefix.size() + BatchChunks(0) * kEncryptedChunkSize);
   std::copy(prefix.begin(), prefix.end(), sealed.begin());
   size_t head = prefix.size();
 
@@ -287,7 +290,7 @@ Result<StreamStats> EncryptChunks(std::span<const uint8_t> key,
   uint64_t index = first_chunk;
   uint64_t batch_number = 0;
   size_t cur = 0;
-  KH_ASSIGN_OR_RETURN(size_t n, FillFromSource(in, plain[cur]));
+  KH_ASSIGN_OR_RETURN(size_t n, ReadBatch(in, plain[cur], batch_number, kChunkSize));
   for (;;) {
     // A full batch holds only full chunks, and a full chunk is never the final one, so no
     // lookahead is needed: the final (possibly empty) chunk is in the first short batch.
@@ -310,12 +313,7 @@ Result<StreamStats> EncryptChunks(std::span<const uint8_t> key,
     FinishGuard batch(workers);
     // Meanwhile, read the next batch into the other buffer.
     Result<size_t> next = size_t{0};
-    if (!last) {
-      WipingBuffer& dst = plain[cur ^ 1];
-      const size_t want = BatchChunks(batch_number + 1) * kChunkSize;
-      if (dst.size() != want) dst.resize(want);
-      next = FillFromSource(in, dst);
-    }
+    if (!last) next = ReadBatch(in, plain[cur ^ 1], batch_number + 1, kChunkSize);
     batch.Finish();
     for (size_t c = 0; c < chunks; ++c) {
       if (status[c] != ChunkStatus::kOk) {
@@ -348,16 +346,15 @@ Result<StreamStats> DecryptChunks(std::span<const uint8_t> key,
 
   // As in EncryptChunks: two input buffers (batch N+1 is read while batch N is opened),
   // growing with the message (BatchChunks).
-  std::array<std::vector<uint8_t>, 2> sealed{std::vector<uint8_t>(kEncryptedChunkSize),
-                                             std::vector<uint8_t>()};
-  WipingBuffer plain(kChunkSize);
+  std::array<std::vector<uint8_t>, 2> sealed;
+  WipingBuffer plain;  // sized for each batch below
 
   std::array<ChunkStatus, kBatchChunks> status{};
   StreamStats stats;
   uint64_t index = first_chunk;
   uint64_t batch_number = 0;
   size_t cur = 0;
-  KH_ASSIGN_OR_RETURN(size_t n, FillFromSource(in, sealed[cur]));
+  KH_ASSIGN_OR_RETURN(size_t n, ReadBatch(in, sealed[cur], batch_number, kEncryptedChunkSize));
   for (;;) {
     // A full batch is a buffer of full chunks, none of them final (a final chunk is at most
     // 16399 bytes). A short batch is the end of the payload: its full chunks, then whatever
@@ -399,10 +396,7 @@ Result<StreamStats> DecryptChunks(std::span<const uint8_t> key,
     // it is authenticated in its turn).
     Result<size_t> next = size_t{0};
     if (!eof && !too_long) {
-      std::vector<uint8_t>& dst = sealed[cur ^ 1];
-      const size_t want = BatchChunks(batch_number + 1) * kEncryptedChunkSize;
-      if (dst.size() != want) dst.resize(want);
-      next = FillFromSource(in, dst);
+      next = ReadBatch(in, sealed[cur ^ 1], batch_number + 1, kEncryptedChunkSize);
     }
     batch.Finish();
 
