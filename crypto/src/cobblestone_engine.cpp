@@ -1,5 +1,5 @@
-// The Cobblestone chunk engine: batches of chunks (BatchChunks), sealed or opened in parallel
-// by a small set of threads that live for one message, written in order.
+// The Cobblestone chunk engine: stripes of chunks (StripeChunks), each read, sealed or opened
+// and written by one of a small set of threads that live for one message, in order.
 #include "internal/cobblestone_engine.h"
 
 #include <unistd.h>
@@ -7,8 +7,9 @@
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
-#include <functional>
+#include <exception>
 #include <mutex>
+#include <optional>
 #include <system_error>
 #include <thread>
 #include <vector>
@@ -34,173 +35,6 @@ Error PayloadAuthError() {
   return Error(ErrorCode::kPayloadAuthFailed, "payload authentication failed",
                "the encrypted data was modified, truncated or extended");
 }
-
-using ChunkFn = std::function<void(AesGcm& gcm, size_t chunk)>;
-
-// How long a thread waiting for the other side spins before it sleeps on a condition
-// variable: 2000 pauses, 10 to 100 microseconds depending on the CPU's pause latency, a few
-// chunks' worth of AES-GCM.
-constexpr int kSpins = 2000;
-
-inline void Pause() {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
-#elif defined(__aarch64__)
-  asm volatile("yield");
-#endif
-}
-
-// The threads that seal or open the chunks of one message. Thread 0 is the caller; the others
-// are started on the first batch with more than one chunk (a small message never pays for a
-// thread) and stopped by the destructor. Each thread has its own AesGcm, because AesGcm is not
-// thread-safe; all of them hold the same key schedule.
-class ChunkWorkers {
- public:
-  ChunkWorkers(std::span<const uint8_t> key, unsigned threads) : key_(key), wanted_(threads) {}
-  ChunkWorkers(const ChunkWorkers&) = delete;
-  ChunkWorkers& operator=(const ChunkWorkers&) = delete;
-
-  ~ChunkWorkers() {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      stop_ = true;
-    }
-    start_cv_.notify_all();
-    for (std::thread& t : threads_) t.join();
-  }
-
-  Status Init() {
-    KH_ASSIGN_OR_RETURN(AesGcm gcm, AesGcm::Create(key_));
-    gcms_.reserve(wanted_);
-    gcms_.push_back(std::move(gcm));
-    return {};
-  }
-
-  // Starts fn(gcm, i) for every i in [0, n) on the helper threads and returns at once, so
-  // that the caller can read the next batch meanwhile; Finish() then lends the caller's hand
-  // and returns when every call has returned. The calls must touch disjoint data, and `fn`
-  // and everything it touches must stay valid until Finish() returns. Exactly one Finish()
-  // follows every successful Start().
-  Status Start(size_t n, ChunkFn fn) {
-    if (n > 1 && !started_) KH_RETURN_IF_ERROR(StartThreads());
-    current_ = std::move(fn);
-    n_ = n;
-    next_.store(0, std::memory_order_relaxed);
-    if (!Helping()) return {};
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      pending_.store(threads_.size(), std::memory_order_relaxed);
-      generation_.fetch_add(1, std::memory_order_release);
-    }
-    start_cv_.notify_all();
-    return {};
-  }
-
-  void Finish() {
-    if (!Helping()) {
-      for (size_t i = 0; i < n_; ++i) current_(gcms_[0], i);
-      return;
-    }
-    Drain(gcms_[0]);
-    // Every helper must report back, even one that found no work left, so that none can
-    // still be reading current_ or next_ when the next batch is set up. It is usually finishing
-    // its last chunk: spin briefly before sleeping.
-    for (int i = 0; i < kSpins && pending_.load(std::memory_order_acquire) != 0; ++i) Pause();
-    std::unique_lock<std::mutex> lock(mu_);
-    done_cv_.wait(lock, [this] { return pending_.load(std::memory_order_relaxed) == 0; });
-  }
-
- private:
-  // Whether the current batch goes to the helper threads too (a one-chunk batch never does).
-  bool Helping() const { return n_ > 1 && !threads_.empty(); }
-
-  Status StartThreads() {
-    started_ = true;
-    while (gcms_.size() < wanted_) {
-      KH_ASSIGN_OR_RETURN(AesGcm gcm, AesGcm::Create(key_));
-      gcms_.push_back(std::move(gcm));
-    }
-    for (size_t t = 1; t < wanted_; ++t) {
-      try {
-        threads_.emplace_back([this, t] { WorkerLoop(t); });
-      } catch (const std::system_error&) {
-        // Out of threads: carry on with those we have (at worst the caller alone). The
-        // output does not depend on how many threads run.
-        break;
-      }
-    }
-    return {};
-  }
-
-  void Drain(AesGcm& gcm) {
-    for (;;) {
-      size_t i = next_.fetch_add(1, std::memory_order_relaxed);
-      if (i >= n_) return;
-      current_(gcm, i);
-    }
-  }
-
-  void WorkerLoop(size_t t) {
-    uint64_t seen = 0;
-    for (;;) {
-      // The next batch usually comes within microseconds (the caller only writes the
-      // previous one out): spin briefly before sleeping, as a futex wake-up costs more.
-      for (int i = 0; i < kSpins && generation_.load(std::memory_order_acquire) == seen; ++i) {
-        Pause();
-      }
-      {
-        std::unique_lock<std::mutex> lock(mu_);
-        start_cv_.wait(lock, [&] { return stop_ || generation_.load() != seen; });
-        if (stop_) return;
-        seen = generation_.load();
-      }
-      Drain(gcms_[t]);
-      {
-        std::lock_guard<std::mutex> lock(mu_);
-        if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) done_cv_.notify_one();
-      }
-    }
-  }
-
-  std::span<const uint8_t> key_;
-  unsigned wanted_;
-  bool started_ = false;
-  std::vector<AesGcm> gcms_;  // never resized once threads run
-  std::vector<std::thread> threads_;
-
-  std::mutex mu_;
-  std::condition_variable start_cv_;
-  std::condition_variable done_cv_;
-  // Bumped for every batch handed to the helpers; changed under mu_, also read without it
-  // by helpers spinning before they sleep.
-  std::atomic<uint64_t> generation_{0};
-  // Helpers that have not finished the current batch; changed under mu_, also read without
-  // it by the caller spinning in Finish().
-  std::atomic<size_t> pending_{0};
-  bool stop_ = false;
-  // The batch: set by Start() before generation_ is bumped under mu_, read by helpers after
-  // they see the new generation, unchanged until Finish() has seen every helper report back.
-  ChunkFn current_;
-  size_t n_ = 0;
-  std::atomic<size_t> next_{0};
-};
-
-// Finishes a started batch on every path out of a scope (an error return included), so no
-// helper can touch a buffer after it is gone.
-class FinishGuard {
- public:
-  explicit FinishGuard(ChunkWorkers& w) : w_(&w) {}
-  ~FinishGuard() { Finish(); }
-  void Finish() {
-    if (w_ != nullptr) w_->Finish();
-    w_ = nullptr;
-  }
-  FinishGuard(const FinishGuard&) = delete;
-  FinishGuard& operator=(const FinishGuard&) = delete;
-
- private:
-  ChunkWorkers* w_;
-};
 
 Status CheckSizes(std::span<const uint8_t> key) {
   if (key.size() != kKeySize) {
@@ -260,173 +94,421 @@ Result<DerivedKeys> DeriveAndCheck(const SecretBytes& input_key, std::span<const
   return keys;
 }
 
-// Reads batch `number` of a message into `buffer`, first sized for it: BatchChunks(number)
-// units of `unit` bytes (a chunk of plaintext, or a sealed chunk).
-template <typename Buffer>
-Result<size_t> ReadBatch(Source& in, Buffer& buffer, uint64_t number, size_t unit) {
-  const size_t size = BatchChunks(number) * unit;
-  if (buffer.size() != size) buffer.resize(size);
-  return FillFromSource(in, buffer);
+namespace {
+
+// How long a thread waiting for its turn spins before it sleeps on a condition variable: 2000
+// pauses, 10 to 100 microseconds depending on the CPU's pause latency, a few chunks' worth of
+// AES-GCM. The turn usually comes within that (the thread before is finishing its stripe),
+// and a futex wake-up costs more.
+constexpr int kSpins = 2000;
+
+inline void Pause() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield");
+#endif
 }
+
+// Locks `mu`, spinning briefly before sleeping: the holder is usually just finishing a read.
+std::unique_lock<std::mutex> SpinLock(std::mutex& mu) {
+  for (int i = 0; i < kSpins; ++i) {
+    if (mu.try_lock()) return std::unique_lock<std::mutex>(mu, std::adopt_lock);
+    Pause();
+  }
+  return std::unique_lock<std::mutex>(mu);
+}
+
+// One thread's share of a message: its own AES-GCM context (AesGcm is not thread-safe; every
+// lane holds the same key schedule) and its buffers, reused for every stripe it takes. One
+// stripe of each is under 600 KiB, so a lane's data stays in its core's cache from the read to
+// the write.
+struct Lane {
+  explicit Lane(AesGcm g) : gcm(std::move(g)) {}
+  AesGcm gcm;
+  WipingBuffer plain;           // plaintext: the input when sealing, the output when opening
+  std::vector<uint8_t> sealed;  // sealed chunks: the output when sealing, the input when opening
+  std::array<ChunkStatus, kStripeChunks> status{};
+  Result<size_t> read = size_t{0};  // what reading the stripe in hand returned
+};
+
+// Runs the stripes of one message through up to `threads` lanes, one thread each. A thread
+// takes the next stripe and reads it under read_mu_ (the Source sees one reader, in order),
+// seals or opens it on its own lane (in parallel with the others), then waits for its turn and
+// emits it (the Sink sees the stripes in order, one at a time). As in a serial loop, the first
+// error in stripe order stops the message and nothing after it is emitted. Source::Read and
+// Sink::Write may therefore run on any of the threads, never two at once.
+//
+// Direction (Sealer or Opener below) provides:
+//   void Size(Lane&, uint64_t stripe)                  sizes the lane's buffers for the stripe
+//   Result<size_t> Read(Source&, Lane&, uint64_t)      under read_mu_, in stripe order
+//   bool Last(const Lane&, uint64_t)                   under read_mu_: no stripe follows this one
+//   void Transform(Lane&, uint64_t)                    after a successful Read, in parallel
+//   Status Emit(Lane&, uint64_t, bool* done)           in stripe order; done after the last one
+template <typename Direction>
+class StripePipeline {
+ public:
+  StripePipeline(std::span<const uint8_t> key, unsigned threads, Direction& dir, Source& in)
+      : key_(key), threads_(std::max(1u, threads)), dir_(dir), in_(in) {}
+  StripePipeline(const StripePipeline&) = delete;
+  StripePipeline& operator=(const StripePipeline&) = delete;
+
+  // Stripe 0 (one chunk) runs on the caller alone, so a message of one chunk never starts a
+  // thread; the helpers start after it. Every helper is joined before Run returns, whatever
+  // happens; an exception thrown on any thread stops the others and is rethrown here.
+  Status Run() {
+    KH_ASSIGN_OR_RETURN(AesGcm gcm, AesGcm::Create(key_));
+    lanes_.reserve(threads_);  // never reallocated once helpers run
+    lanes_.emplace_back(std::move(gcm));
+    std::vector<std::thread> helpers;
+    try {
+      if (Step(lanes_[0]) && threads_ > 1) {
+        Status added = AddLanes();
+        if (added.ok()) {
+          StartHelpers(helpers);
+        } else {
+          Stop(std::move(added));  // no helper runs yet: the caller holds the turn
+        }
+      }
+      while (Step(lanes_[0])) {
+      }
+    } catch (...) {
+      Abandon(std::current_exception());
+    }
+    for (std::thread& t : helpers) t.join();
+    if (exception_) std::rethrow_exception(exception_);
+    if (error_) return std::move(*error_);
+    return {};
+  }
+
+ private:
+  // The helpers' lanes, sized for a full stripe here, on the caller's thread, so that no
+  // helper allocates.
+  Status AddLanes() {
+    while (lanes_.size() < threads_) {
+      KH_ASSIGN_OR_RETURN(AesGcm gcm, AesGcm::Create(key_));
+      lanes_.emplace_back(std::move(gcm));
+      dir_.Size(lanes_.back(), 1);
+    }
+    return {};
+  }
+
+  void StartHelpers(std::vector<std::thread>& helpers) {
+    for (size_t t = 1; t < lanes_.size(); ++t) {
+      try {
+        helpers.emplace_back([this, t] { HelperLoop(lanes_[t]); });
+      } catch (const std::system_error&) {
+        return;  // out of threads: carry on with those we have (at worst the caller alone)
+      }
+    }
+  }
+
+  void HelperLoop(Lane& lane) {
+    try {
+      while (Step(lane)) {
+      }
+    } catch (...) {
+      Abandon(std::current_exception());
+    }
+  }
+
+  // Takes the next stripe through read, transform and emit; false when this thread is done.
+  bool Step(Lane& lane) {
+    uint64_t stripe = 0;
+    {
+      std::unique_lock<std::mutex> lock = SpinLock(read_mu_);
+      if (input_done_) return false;
+      stripe = next_stripe_++;
+      lane.read = dir_.Read(in_, lane, stripe);
+      if (!lane.read.ok() || dir_.Last(lane, stripe)) input_done_ = true;
+    }
+    if (lane.read.ok()) dir_.Transform(lane, stripe);
+    if (!WaitTurn(stripe)) return false;
+    bool done = false;
+    Status s = lane.read.ok() ? dir_.Emit(lane, stripe, &done) : Status(lane.read.error());
+    if (!s.ok() || done) {
+      Stop(std::move(s));
+      return false;
+    }
+    PassTurn(stripe + 1);
+    return true;
+  }
+
+  // Whether it is this stripe's turn to be emitted (false: the message was stopped).
+  bool WaitTurn(uint64_t stripe) {
+    auto ready = [&] {
+      return stopped_.load(std::memory_order_acquire) ||
+             turn_.load(std::memory_order_acquire) == stripe;
+    };
+    for (int i = 0; i < kSpins && !ready(); ++i) Pause();
+    if (!ready()) {
+      std::unique_lock<std::mutex> lock(turn_mu_);
+      turn_cv_.wait(lock, ready);
+    }
+    return !stopped_.load(std::memory_order_acquire);
+  }
+
+  void PassTurn(uint64_t next) {
+    {
+      std::lock_guard<std::mutex> lock(turn_mu_);
+      turn_.store(next, std::memory_order_release);
+    }
+    turn_cv_.notify_all();
+  }
+
+  // Ends the message in turn: with the stripe's error, or after the last stripe. Only the
+  // thread whose turn it is writes error_.
+  void Stop(Status s) {
+    if (!s.ok()) error_ = std::move(s).error();
+    Halt();
+  }
+
+  // Ends the message out of turn, on an exception: threads waiting for their turn give up.
+  void Abandon(std::exception_ptr e) {
+    {
+      std::lock_guard<std::mutex> lock(turn_mu_);
+      if (!exception_) exception_ = std::move(e);
+    }
+    Halt();
+  }
+
+  void Halt() {
+    {
+      std::lock_guard<std::mutex> lock(turn_mu_);
+      stopped_.store(true, std::memory_order_release);
+    }
+    turn_cv_.notify_all();
+    std::lock_guard<std::mutex> lock(read_mu_);
+    input_done_ = true;
+  }
+
+  std::span<const uint8_t> key_;
+  unsigned threads_;
+  Direction& dir_;
+  Source& in_;
+  std::vector<Lane> lanes_;
+
+  std::mutex read_mu_;  // the Source, next_stripe_ and input_done_
+  uint64_t next_stripe_ = 0;
+  bool input_done_ = false;
+
+  std::mutex turn_mu_;  // changes to turn_ and stopped_ (also read without it), exception_
+  std::condition_variable turn_cv_;
+  std::atomic<uint64_t> turn_{0};  // the stripe to emit next
+  std::atomic<bool> stopped_{false};
+  std::optional<Error> error_;  // written in turn, read after the join
+  std::exception_ptr exception_;
+};
+
+// Seals stripes of plaintext. The prefix goes in front of stripe 0, so that it costs no write
+// of its own.
+class Sealer {
+ public:
+  Sealer(std::span<const uint8_t, kNonceSize> base_nonce, std::span<const uint8_t> prefix,
+         Sink& out, uint64_t first_chunk)
+      : base_nonce_(base_nonce), prefix_(prefix), out_(out), first_chunk_(first_chunk) {}
+
+  void Size(Lane& lane, uint64_t stripe) const {
+    const size_t chunks = StripeChunks(stripe);
+    if (lane.plain.size() != chunks * kChunkSize) lane.plain.resize(chunks * kChunkSize);
+    const size_t sealed = Head(stripe) + chunks * kEncryptedChunkSize;
+    if (lane.sealed.size() != sealed) lane.sealed.resize(sealed);
+  }
+
+  Result<size_t> Read(Source& in, Lane& lane, uint64_t stripe) const {
+    Size(lane, stripe);
+    return FillFromSource(in, lane.plain);
+  }
+
+  // A full stripe holds only full chunks, and a full chunk is never the final one, so no
+  // lookahead is needed: the final (possibly empty) chunk is in the first short stripe.
+  bool Last(const Lane& lane, uint64_t) const { return lane.read.value() < lane.plain.size(); }
+
+  void Transform(Lane& lane, uint64_t stripe) const {
+    const size_t n = lane.read.value();
+    const size_t chunks = Chunks(lane);
+    const uint64_t index = first_chunk_ + StripeFirstChunk(stripe);
+    if (TooLong(index, chunks)) return;  // reported by Emit
+    const size_t head = Head(stripe);
+    std::copy(prefix_.begin(), prefix_.begin() + static_cast<ptrdiff_t>(head), lane.sealed.begin());
+    for (size_t c = 0; c < chunks; ++c) {
+      const size_t begin = c * kChunkSize;
+      const size_t len = std::min(kChunkSize, n - begin);
+      Status s = lane.gcm.Seal(
+          ChunkNonce(base_nonce_, index + c), {},
+          std::span<const uint8_t>(lane.plain).subspan(begin, len),
+          std::span<uint8_t>(lane.sealed).subspan(head + c * kEncryptedChunkSize, len + kTagSize));
+      lane.status[c] = s.ok() ? ChunkStatus::kOk : ChunkStatus::kInternal;
+    }
+  }
+
+  Status Emit(Lane& lane, uint64_t stripe, bool* done) {
+    const size_t n = lane.read.value();
+    const size_t chunks = Chunks(lane);
+    if (TooLong(first_chunk_ + StripeFirstChunk(stripe), chunks)) {
+      return Error(ErrorCode::kInvalidArgument, "message too long for one cobblestone payload");
+    }
+    for (size_t c = 0; c < chunks; ++c) {
+      if (lane.status[c] != ChunkStatus::kOk) {
+        return Error(ErrorCode::kInternal, "aes-256-gcm seal failed");
+      }
+    }
+    KH_RETURN_IF_ERROR(out_.Write(
+        std::span<const uint8_t>(lane.sealed).first(Head(stripe) + n + chunks * kTagSize)));
+    stats_.chunks += chunks;
+    stats_.plaintext_bytes += n;
+    *done = Last(lane, stripe);
+    return {};
+  }
+
+  const StreamStats& stats() const { return stats_; }
+
+ private:
+  size_t Head(uint64_t stripe) const { return stripe == 0 ? prefix_.size() : 0; }
+  static size_t Chunks(const Lane& lane) {
+    const size_t n = lane.read.value();
+    return n < lane.plain.size() ? n / kChunkSize + 1 : lane.plain.size() / kChunkSize;
+  }
+  static bool TooLong(uint64_t index, size_t chunks) {
+    return index > kMaxChunks || chunks > kMaxChunks - index;
+  }
+
+  std::span<const uint8_t, kNonceSize> base_nonce_;
+  std::span<const uint8_t> prefix_;
+  Sink& out_;
+  uint64_t first_chunk_;
+  StreamStats stats_;
+};
+
+// Opens stripes of sealed chunks; only authenticated plaintext is emitted.
+class Opener {
+ public:
+  Opener(std::span<const uint8_t, kNonceSize> base_nonce, Sink& out, uint64_t first_chunk)
+      : base_nonce_(base_nonce), out_(out), first_chunk_(first_chunk) {}
+
+  void Size(Lane& lane, uint64_t stripe) const {
+    const size_t chunks = StripeChunks(stripe);
+    if (lane.sealed.size() != chunks * kEncryptedChunkSize) {
+      lane.sealed.resize(chunks * kEncryptedChunkSize);
+    }
+    if (lane.plain.size() != chunks * kChunkSize) lane.plain.resize(chunks * kChunkSize);
+  }
+
+  Result<size_t> Read(Source& in, Lane& lane, uint64_t stripe) const {
+    Size(lane, stripe);
+    return FillFromSource(in, lane.sealed);
+  }
+
+  // A short stripe ends the payload; so does one that reaches the chunk limit (no valid
+  // payload goes on, and nothing past it is read).
+  bool Last(const Lane& lane, uint64_t stripe) const {
+    const Shape s = ShapeOf(lane, stripe);
+    return s.eof || s.too_long;
+  }
+
+  void Transform(Lane& lane, uint64_t stripe) const {
+    const Shape s = ShapeOf(lane, stripe);
+    for (size_t c = 0; c < s.usable; ++c) {
+      const size_t len = c < s.full ? kEncryptedChunkSize : s.rest;
+      Status r =
+          lane.gcm.Open(ChunkNonce(base_nonce_, s.index + c), {},
+                        std::span<const uint8_t>(lane.sealed).subspan(c * kEncryptedChunkSize, len),
+                        std::span<uint8_t>(lane.plain).subspan(c * kChunkSize, len - kTagSize));
+      if (r.ok()) {
+        lane.status[c] = ChunkStatus::kOk;
+      } else {
+        lane.status[c] = r.error().code == ErrorCode::kAuthFailed ? ChunkStatus::kAuthFailed
+                                                                  : ChunkStatus::kInternal;
+      }
+    }
+  }
+
+  // Releases the chunks before the first failure, in order, then reports that failure.
+  Status Emit(Lane& lane, uint64_t stripe, bool* done) {
+    const Shape s = ShapeOf(lane, stripe);
+    size_t good = 0;
+    while (good < s.usable && lane.status[good] == ChunkStatus::kOk) ++good;
+    const size_t good_bytes =
+        good <= s.full ? good * kChunkSize : s.full * kChunkSize + (s.rest - kTagSize);
+    if (good_bytes != 0) {
+      KH_RETURN_IF_ERROR(out_.Write(std::span<const uint8_t>(lane.plain).first(good_bytes)));
+    }
+    stats_.chunks += good;
+    stats_.plaintext_bytes += good_bytes;
+    if (good < s.usable) {
+      if (lane.status[good] == ChunkStatus::kInternal) {
+        return Error(ErrorCode::kInternal, "aes-256-gcm open failed");
+      }
+      return PayloadAuthError();
+    }
+    if (s.too_long) return PayloadAuthError();
+    if (s.eof) {
+      if (!s.has_final) return PayloadAuthError();  // truncated: no final chunk
+      *done = true;
+    }
+    return {};
+  }
+
+  const StreamStats& stats() const { return stats_; }
+
+ private:
+  // What a stripe of n bytes holds. A full stripe is full chunks only, none of them final (a
+  // final chunk is at most 16399 bytes). A short stripe is the end of the payload: its full
+  // chunks, then whatever remains, which must be a final chunk of 16..16399 bytes. A payload
+  // that ends right after a full chunk has lost its final chunk and is truncated.
+  struct Shape {
+    bool eof;
+    size_t full, rest;
+    bool has_final;
+    uint64_t index;  // of the stripe's first chunk
+    size_t usable;   // chunks below kMaxChunks, the only ones opened
+    bool too_long;   // chunks from kMaxChunks on, which no valid payload has
+  };
+  Shape ShapeOf(const Lane& lane, uint64_t stripe) const {
+    Shape s;
+    const size_t n = lane.read.value();
+    s.eof = n < lane.sealed.size();
+    s.full = n / kEncryptedChunkSize;
+    s.rest = n % kEncryptedChunkSize;
+    s.has_final = s.eof && s.rest >= kTagSize;
+    const size_t chunks = s.full + (s.has_final ? 1 : 0);
+    s.index = first_chunk_ + StripeFirstChunk(stripe);
+    s.usable = chunks;
+    s.too_long = false;
+    if (s.index > kMaxChunks || chunks > kMaxChunks - s.index) {
+      s.usable = s.index >= kMaxChunks ? 0 : static_cast<size_t>(kMaxChunks - s.index);
+      s.too_long = true;
+    }
+    return s;
+  }
+
+  std::span<const uint8_t, kNonceSize> base_nonce_;
+  Sink& out_;
+  uint64_t first_chunk_;
+  StreamStats stats_;
+};
+
+}  // namespace
 
 Result<StreamStats> EncryptChunks(std::span<const uint8_t> key,
                                   std::span<const uint8_t, kNonceSize> base_nonce,
                                   std::span<const uint8_t> prefix, Source& in, Sink& out,
                                   const Options& options, uint64_t first_chunk) {
   KH_RETURN_IF_ERROR(CheckSizes(key));
-  ChunkWorkers workers(key, ResolveThreads(options.threads));
-  KH_RETURN_IF_ERROR(workers.Init());
-
-  // Two plaintext buffers: batch N+1 is read into one while batch N in the other is sealed.
-  // They grow with the message (BatchChunks): a small one costs 32 KiB of buffers, not 12 MiB.
-  std::array<WipingBuffer, 2> plain;
-  // The prefix goes in front of the first batch, so that it costs no write of its own.
-  std::vector<uint8_t> sealed(prefix.size() + BatchChunks(0) * kEncryptedChunkSize);
-  std::copy(prefix.begin(), prefix.end(), sealed.begin());
-  size_t head = prefix.size();
-
-  std::array<ChunkStatus, kBatchChunks> status{};
-  StreamStats stats;
-  uint64_t index = first_chunk;
-  uint64_t batch_number = 0;
-  size_t cur = 0;
-  KH_ASSIGN_OR_RETURN(size_t n, ReadBatch(in, plain[cur], batch_number, kChunkSize));
-  for (;;) {
-    // A full batch holds only full chunks, and a full chunk is never the final one, so no
-    // lookahead is needed: the final (possibly empty) chunk is in the first short batch.
-    const bool last = n < plain[cur].size();
-    const size_t chunks = last ? n / kChunkSize + 1 : plain[cur].size() / kChunkSize;
-    if (index > kMaxChunks || chunks > kMaxChunks - index) {
-      return Error(ErrorCode::kInvalidArgument, "message too long for one cobblestone payload");
-    }
-    const WipingBuffer& src = plain[cur];
-    KH_RETURN_IF_ERROR(workers.Start(
-        chunks, [&src, &sealed, &status, n, head, index, base_nonce](AesGcm& gcm, size_t c) {
-          const size_t begin = c * kChunkSize;
-          const size_t len = std::min(kChunkSize, n - begin);
-          const auto nonce = ChunkNonce(base_nonce, index + c);
-          Status s = gcm.Seal(
-              nonce, {}, std::span<const uint8_t>(src).subspan(begin, len),
-              std::span<uint8_t>(sealed).subspan(head + c * kEncryptedChunkSize, len + kTagSize));
-          status[c] = s.ok() ? ChunkStatus::kOk : ChunkStatus::kInternal;
-        }));
-    FinishGuard batch(workers);
-    // Meanwhile, read the next batch into the other buffer.
-    Result<size_t> next = size_t{0};
-    if (!last) next = ReadBatch(in, plain[cur ^ 1], batch_number + 1, kChunkSize);
-    batch.Finish();
-    for (size_t c = 0; c < chunks; ++c) {
-      if (status[c] != ChunkStatus::kOk) {
-        return Error(ErrorCode::kInternal, "aes-256-gcm seal failed");
-      }
-    }
-    KH_RETURN_IF_ERROR(
-        out.Write(std::span<const uint8_t>(sealed).first(head + n + chunks * kTagSize)));
-    index += chunks;
-    stats.chunks += chunks;
-    stats.plaintext_bytes += n;
-    if (last) return stats;
-    if (!next.ok()) return std::move(next).error();  // after the batch before it, as before
-    n = *next;
-    cur ^= 1;
-    ++batch_number;
-    // Later batches start at the front of the buffer, which grows with them.
-    head = 0;
-    const size_t sealed_size = plain[cur].size() / kChunkSize * kEncryptedChunkSize;
-    if (sealed.size() < sealed_size) sealed.resize(sealed_size);
-  }
+  Sealer sealer(base_nonce, prefix, out, first_chunk);
+  StripePipeline<Sealer> pipeline(key, ResolveThreads(options.threads), sealer, in);
+  KH_RETURN_IF_ERROR(pipeline.Run());
+  return sealer.stats();
 }
 
 Result<StreamStats> DecryptChunks(std::span<const uint8_t> key,
                                   std::span<const uint8_t, kNonceSize> base_nonce, Source& in,
                                   Sink& out, const Options& options, uint64_t first_chunk) {
   KH_RETURN_IF_ERROR(CheckSizes(key));
-  ChunkWorkers workers(key, ResolveThreads(options.threads));
-  KH_RETURN_IF_ERROR(workers.Init());
-
-  // As in EncryptChunks: two input buffers (batch N+1 is read while batch N is opened),
-  // growing with the message (BatchChunks).
-  std::array<std::vector<uint8_t>, 2> sealed;
-  WipingBuffer plain;  // sized for each batch below
-
-  std::array<ChunkStatus, kBatchChunks> status{};
-  StreamStats stats;
-  uint64_t index = first_chunk;
-  uint64_t batch_number = 0;
-  size_t cur = 0;
-  KH_ASSIGN_OR_RETURN(size_t n, ReadBatch(in, sealed[cur], batch_number, kEncryptedChunkSize));
-  for (;;) {
-    // A full batch is a buffer of full chunks, none of them final (a final chunk is at most
-    // 16399 bytes). A short batch is the end of the payload: its full chunks, then whatever
-    // remains, which must be a final chunk of 16..16399 bytes. A payload that ends right
-    // after a full chunk has lost its final chunk and is truncated.
-    const bool eof = n < sealed[cur].size();
-    const size_t full = n / kEncryptedChunkSize;
-    const size_t rest = n % kEncryptedChunkSize;
-    const bool has_final = eof && rest >= kTagSize;
-    const size_t chunks = full + (has_final ? 1 : 0);
-    // Indices from kMaxChunks on cannot occur in a valid payload.
-    size_t usable = chunks;
-    bool too_long = false;
-    if (index > kMaxChunks || chunks > kMaxChunks - index) {
-      usable = index >= kMaxChunks ? 0 : static_cast<size_t>(kMaxChunks - index);
-      too_long = true;
-    }
-    if (plain.size() < full * kChunkSize + (has_final ? rest - kTagSize : 0)) {
-      plain.resize(sealed[cur].size() / kEncryptedChunkSize * kChunkSize);
-    }
-
-    const std::vector<uint8_t>& src = sealed[cur];
-    KH_RETURN_IF_ERROR(workers.Start(
-        usable, [&src, &plain, &status, full, rest, index, base_nonce](AesGcm& gcm, size_t c) {
-          const size_t begin = c * kEncryptedChunkSize;
-          const size_t len = c < full ? kEncryptedChunkSize : rest;
-          const auto nonce = ChunkNonce(base_nonce, index + c);
-          Status s = gcm.Open(nonce, {}, std::span<const uint8_t>(src).subspan(begin, len),
-                              std::span<uint8_t>(plain).subspan(c * kChunkSize, len - kTagSize));
-          if (s.ok()) {
-            status[c] = ChunkStatus::kOk;
-          } else {
-            status[c] = s.error().code == ErrorCode::kAuthFailed ? ChunkStatus::kAuthFailed
-                                                                 : ChunkStatus::kInternal;
-          }
-        }));
-    FinishGuard batch(workers);
-    // Meanwhile, read the next batch into the other buffer (nothing of it is released before
-    // it is authenticated in its turn).
-    Result<size_t> next = size_t{0};
-    if (!eof && !too_long) {
-      next = ReadBatch(in, sealed[cur ^ 1], batch_number + 1, kEncryptedChunkSize);
-    }
-    batch.Finish();
-
-    // Release the chunks before the first failure, in order, then report that failure.
-    size_t good = 0;
-    while (good < usable && status[good] == ChunkStatus::kOk) ++good;
-    const size_t good_bytes =
-        good <= full ? good * kChunkSize : full * kChunkSize + (rest - kTagSize);
-    if (good_bytes != 0) {
-      KH_RETURN_IF_ERROR(out.Write(std::span<const uint8_t>(plain).first(good_bytes)));
-    }
-    stats.chunks += good;
-    stats.plaintext_bytes += good_bytes;
-    if (good < usable) {
-      if (status[good] == ChunkStatus::kInternal) {
-        return Error(ErrorCode::kInternal, "aes-256-gcm open failed");
-      }
-      return PayloadAuthError();
-    }
-    if (too_long) return PayloadAuthError();
-    index += chunks;
-    if (eof) {
-      if (!has_final) return PayloadAuthError();  // truncated: no final chunk
-      return stats;
-    }
-    if (!next.ok()) return std::move(next).error();
-    n = *next;
-    cur ^= 1;
-    ++batch_number;
-  }
+  Opener opener(base_nonce, out, first_chunk);
+  StripePipeline<Opener> pipeline(key, ResolveThreads(options.threads), opener, in);
+  KH_RETURN_IF_ERROR(pipeline.Run());
+  return opener.stats();
 }
 
 }  // namespace keyhold::cobblestone::internal

@@ -6,6 +6,7 @@
 
 #include <array>
 #include <catch2/catch.hpp>
+#include <stdexcept>
 
 #include "cobblestone_test_util.h"
 #include "internal/cobblestone_engine.h"
@@ -76,13 +77,16 @@ size_t ChunkOffset(size_t i) { return cob::kPrefixSize + i * cob::kEncryptedChun
 
 }  // namespace
 
-TEST_CASE("cobblestone round trip at chunk and batch boundaries, serial = parallel",
+TEST_CASE("cobblestone round trip at chunk and stripe boundaries, serial = parallel",
           "[cobblestone]") {
   const auto key = keyhold::SecretBytes::Random(32);
   const Bytes salt = cobtest::RandomBytesForTest(24, 1);
-  const size_t size = GENERATE(size_t{0}, size_t{1}, size_t{16383}, size_t{16384}, size_t{16385},
-                               64 * size_t{16384}, 65 * size_t{16384}, 5 * kMiB + 7,
-                               321 * size_t{16384}, 321 * size_t{16384} + 1, 12 * kMiB + 3);
+  // Stripe 0 is chunk 0; stripe s >= 1 holds chunks 1 + 32 (s - 1) .. 32 s.
+  const size_t size =
+      GENERATE(size_t{0}, size_t{1}, size_t{16383}, size_t{16384}, size_t{16385},
+               32 * size_t{16384}, 33 * size_t{16384}, 33 * size_t{16384} + 1, 34 * size_t{16384},
+               64 * size_t{16384}, 65 * size_t{16384}, 5 * kMiB + 7, 321 * size_t{16384},
+               321 * size_t{16384} + 1, 12 * kMiB + 3);
   INFO("size " << size);
   const Bytes pt = cobtest::RandomBytesForTest(size, static_cast<uint32_t>(size));
   const Bytes ct1 = EncryptWithSalt(key, salt, kContext, pt, 1);
@@ -116,14 +120,14 @@ TEST_CASE("cobblestone output is written in large writes", "[cobblestone]") {
   cobtest::MemorySource src(pt);
   cobtest::VectorSink sink;
   REQUIRE(cob::Encrypt(key, kContext, src, sink, {.threads = 2}).ok());
-  // The first batch is one chunk (with the prefix in front), so that small messages need
-  // small buffers; then 64 chunks (1 MiB), then 4 MiB batches: 256 chunks, and the last 63
-  // chunks with the empty final chunk. 4 writes, not 385.
-  CHECK(sink.writes == 4);
+  // Stripe 0 is one chunk (with the prefix in front), so that small messages need small
+  // buffers; then stripes of 32 chunks (512 KiB): 11 of them, and the last 31 chunks with the
+  // empty final chunk. 13 writes for 385 chunks, whichever thread wrote each.
+  CHECK(sink.writes == 13);
   Outcome o = Decrypt(key, kContext, sink.bytes, 2);
   REQUIRE(o.ok);
   CHECK(o.out == pt);
-  CHECK(o.writes == 4);  // 1 + 64 + 256 + 63 chunks; the empty final chunk releases nothing
+  CHECK(o.writes == 13);  // 1 + 11 x 32 + 31 chunks; the empty final chunk releases nothing
 }
 
 TEST_CASE("cobblestone Encrypt uses a fresh salt per message", "[cobblestone]") {
@@ -203,14 +207,16 @@ TEST_CASE("cobblestone checks the commitment before reading any chunk", "[cobble
 
 TEST_CASE("cobblestone releases exactly the chunks before a bad one", "[cobblestone]") {
   const auto key = keyhold::SecretBytes::Random(32);
-  // 100 full chunks and a short one: spans two batches of 64.
+  // 100 full chunks and a short one: stripe 0 (chunk 0), stripes of 32 (chunks 1-32, 33-64,
+  // 65-96), and chunks 97-100 in the last, short stripe.
   const Bytes pt = cobtest::RandomBytesForTest(100 * cob::kChunkSize + 500, 4);
   const Bytes ct = EncryptWithSalt(key, cobtest::RandomBytesForTest(24, 5), kContext, pt, 4);
   const size_t final_index = 100;
 
-  SECTION("a modified chunk, anywhere in a batch") {
-    for (size_t k : {size_t{0}, size_t{1}, size_t{37}, size_t{63}, size_t{64}, size_t{70},
-                     size_t{99}, final_index}) {
+  SECTION("a modified chunk, anywhere in a stripe") {
+    for (size_t k :
+         {size_t{0}, size_t{1}, size_t{2}, size_t{32}, size_t{33}, size_t{37}, size_t{63},
+          size_t{64}, size_t{65}, size_t{70}, size_t{96}, size_t{97}, size_t{99}, final_index}) {
       for (size_t where : {size_t{0}, size_t{16383}, size_t{16399}}) {
         if (k == final_index && where >= 516) continue;
         INFO("chunk " << k << " byte " << where);
@@ -223,13 +229,15 @@ TEST_CASE("cobblestone releases exactly the chunks before a bad one", "[cobblest
       }
     }
   }
-  SECTION("two modified chunks in one batch: the first one counts") {
-    Bytes bad = ct;
-    bad[ChunkOffset(50) + 7] ^= 1;
-    bad[ChunkOffset(20) + 7] ^= 1;
-    Outcome o = DecryptBoth(key, kContext, bad);
-    CHECK(o.code == ErrorCode::kPayloadAuthFailed);
-    CHECK(o.out == Prefix(pt, 20 * cob::kChunkSize));
+  SECTION("two modified chunks, in one stripe or in two: the first one counts") {
+    for (size_t second : {size_t{30}, size_t{50}, size_t{90}}) {
+      Bytes bad = ct;
+      bad[ChunkOffset(second) + 7] ^= 1;
+      bad[ChunkOffset(20) + 7] ^= 1;
+      Outcome o = DecryptBoth(key, kContext, bad);
+      CHECK(o.code == ErrorCode::kPayloadAuthFailed);
+      CHECK(o.out == Prefix(pt, 20 * cob::kChunkSize));
+    }
   }
   SECTION("swapped chunks") {
     Bytes bad = ct;
@@ -241,7 +249,8 @@ TEST_CASE("cobblestone releases exactly the chunks before a bad one", "[cobblest
     CHECK(o.out == Prefix(pt, 3 * cob::kChunkSize));
   }
   SECTION("truncated at every chunk boundary, in mid chunk, and in the final chunk") {
-    for (size_t k : {size_t{0}, size_t{1}, size_t{63}, size_t{64}, size_t{65}, size_t{100}}) {
+    for (size_t k : {size_t{0}, size_t{1}, size_t{32}, size_t{33}, size_t{34}, size_t{63},
+                     size_t{64}, size_t{65}, size_t{97}, size_t{100}}) {
       INFO("cut after " << k << " chunks");
       Outcome o = DecryptBoth(key, kContext, std::span(ct).first(ChunkOffset(k)));
       CHECK_FALSE(o.ok);
@@ -269,13 +278,16 @@ TEST_CASE("cobblestone releases exactly the chunks before a bad one", "[cobblest
   }
 }
 
-TEST_CASE("cobblestone message of exactly one batch needs its empty final chunk", "[cobblestone]") {
+TEST_CASE("cobblestone message of whole stripes needs its empty final chunk", "[cobblestone]") {
   const auto key = keyhold::SecretBytes::Random(32);
-  const Bytes pt = cobtest::RandomBytesForTest(64 * cob::kChunkSize, 6);
+  // 33 and 65 chunks fill stripes exactly: the empty final chunk is a stripe of its own.
+  const size_t chunks = GENERATE(size_t{1}, size_t{33}, size_t{64}, size_t{65});
+  INFO(chunks << " chunks");
+  const Bytes pt = cobtest::RandomBytesForTest(chunks * cob::kChunkSize, 6);
   const Bytes ct = EncryptWithSalt(key, cobtest::RandomBytesForTest(24, 7), kContext, pt, 2);
-  REQUIRE(ct.size() == ChunkOffset(64) + cob::kTagSize);
+  REQUIRE(ct.size() == ChunkOffset(chunks) + cob::kTagSize);
   CHECK(DecryptBoth(key, kContext, ct).out == pt);
-  Outcome o = DecryptBoth(key, kContext, std::span(ct).first(ChunkOffset(64)));
+  Outcome o = DecryptBoth(key, kContext, std::span(ct).first(ChunkOffset(chunks)));
   CHECK(o.code == ErrorCode::kPayloadAuthFailed);
   CHECK(o.out == pt);  // every chunk authenticated, but the end did not
 }
@@ -314,7 +326,110 @@ TEST_CASE("cobblestone propagates source and sink errors", "[cobblestone]") {
       auto r = cob::Decrypt(key, kContext, src, sink, {.threads = threads});
       REQUIRE_FALSE(r.ok());
       CHECK(r.error().code == ErrorCode::kIo);
-      CHECK(sink.bytes == Prefix(pt, 16384));  // the first batch: one chunk
+      CHECK(sink.bytes == Prefix(pt, 16384));  // stripe 0: one chunk
+    }
+  }
+}
+
+TEST_CASE("cobblestone: output before a source error is the serial path's", "[cobblestone]") {
+  // Read and Write run on whichever thread holds the stripe; what was written before the
+  // failure must not depend on it.
+  const auto key = keyhold::SecretBytes::Random(32);
+  const Bytes pt = cobtest::RandomBytesForTest(3 * kMiB, 12);
+  const Bytes ct = EncryptWithSalt(key, cobtest::RandomBytesForTest(24, 13), kContext, pt, 2);
+  for (size_t ok_bytes : {size_t{0}, size_t{16384}, size_t{16385}, kMiB, kMiB + 5, 2 * kMiB + 1}) {
+    INFO("fails after " << ok_bytes << " bytes");
+    std::vector<size_t> enc_written;
+    std::vector<Bytes> dec_out;
+    for (unsigned threads : {1u, 2u, 4u}) {
+      cobtest::FailingSource src(pt, ok_bytes);
+      cobtest::VectorSink sink;
+      auto r = cob::Encrypt(key, kContext, src, sink, {.threads = threads});
+      REQUIRE_FALSE(r.ok());
+      CHECK(r.error().code == ErrorCode::kIo);
+      enc_written.push_back(sink.bytes.size());
+      cobtest::FailingSource csrc(ct, ok_bytes);
+      cobtest::VectorSink csink;
+      auto d = cob::Decrypt(key, kContext, csrc, csink, {.threads = threads});
+      REQUIRE_FALSE(d.ok());
+      CHECK(d.error().code == ErrorCode::kIo);
+      dec_out.push_back(csink.bytes);
+    }
+    // Encrypt draws a fresh salt each time: compare how much was written, not the bytes.
+    CHECK(enc_written[0] == enc_written[1]);
+    CHECK(enc_written[0] == enc_written[2]);
+    CHECK(dec_out[0] == dec_out[1]);
+    CHECK(dec_out[0] == dec_out[2]);
+    CHECK(dec_out[0] == Prefix(pt, dec_out[0].size()));
+  }
+}
+
+namespace {
+
+class ThrowingSink final : public cob::Sink {
+ public:
+  explicit ThrowingSink(int nth) : nth_(nth) {}
+  keyhold::Status Write(std::span<const uint8_t>) override {
+    if (++writes_ == nth_) throw std::runtime_error("sink: test");
+    return {};
+  }
+
+ private:
+  int nth_;
+  int writes_ = 0;
+};
+
+class ThrowingSource final : public cob::Source {
+ public:
+  ThrowingSource(std::span<const uint8_t> data, int nth) : inner_(data), nth_(nth) {}
+  keyhold::Result<size_t> Read(std::span<uint8_t> out) override {
+    if (++reads_ == nth_) throw std::runtime_error("source: test");
+    return inner_.Read(out);
+  }
+
+ private:
+  cobtest::MemorySource inner_;
+  int nth_;
+  int reads_ = 0;
+};
+
+}  // namespace
+
+TEST_CASE("cobblestone: an exception thrown by a Source or Sink reaches the caller",
+          "[cobblestone]") {
+  // On any thread: the others stop and the exception is rethrown to the caller, instead of
+  // std::terminate ending the process.
+  const auto key = keyhold::SecretBytes::Random(32);
+  const Bytes pt = cobtest::RandomBytesForTest(3 * kMiB, 14);
+  const Bytes ct = EncryptWithSalt(key, cobtest::RandomBytesForTest(24, 15), kContext, pt, 2);
+  for (unsigned threads : {1u, 2u, 4u}) {
+    for (int nth : {1, 2, 3, 6}) {
+      INFO(threads << " threads, call " << nth);
+      {
+        cobtest::MemorySource src(pt);
+        ThrowingSink sink(nth);
+        CHECK_THROWS_AS(cob::Encrypt(key, kContext, src, sink, {.threads = threads}),
+                        std::runtime_error);
+      }
+      {
+        ThrowingSource src(pt, nth);
+        cobtest::VectorSink sink;
+        CHECK_THROWS_AS(cob::Encrypt(key, kContext, src, sink, {.threads = threads}),
+                        std::runtime_error);
+      }
+      {
+        cobtest::MemorySource src(ct);
+        ThrowingSink sink(nth);
+        CHECK_THROWS_AS(cob::Decrypt(key, kContext, src, sink, {.threads = threads}),
+                        std::runtime_error);
+      }
+      {
+        // Decrypt's first Read is the prefix (on the caller's thread); the stripes follow.
+        ThrowingSource src(ct, nth + 1);
+        cobtest::VectorSink sink;
+        CHECK_THROWS_AS(cob::Decrypt(key, kContext, src, sink, {.threads = threads}),
+                        std::runtime_error);
+      }
     }
   }
 }

@@ -35,6 +35,12 @@ constexpr uint64_t kMaxChunks = uint64_t{1} << 38;
 
 // Where output goes. Write is called in order, with authenticated plaintext only (when
 // decrypting). A failing Write stops the operation with that error.
+//
+// With Options::threads other than 1, Source::Read and Sink::Write are called from the
+// engine's worker threads as well as the caller's, never two calls at once and each call
+// ordered after the one before it: an implementation needs no locking, but must not depend on
+// thread-local state. An exception thrown by either stops the operation and is rethrown to
+// the caller.
 class Sink {
  public:
   virtual ~Sink() = default;
@@ -74,8 +80,9 @@ struct Options {
   // Worker threads for chunk encryption/decryption. 0 = one per online CPU (at most 8);
   // 1 = serial, in the calling thread. Output and error reporting are identical either way.
   // The count includes the calling thread, which works too; values above 64 are clamped.
-  // Input is read and output written in batches that grow from 1 to 64 to 256 chunks (4 MiB),
-  // so memory use is constant whatever the message size (about 12 MiB of buffers at most).
+  // Each thread reads, seals or opens, and writes stripes of 32 chunks (512 KiB) in turn;
+  // the first stripe is one chunk. Memory use is constant whatever the message size: about
+  // 1 MiB of buffers per thread.
   unsigned threads = 0;
 };
 
