@@ -1,5 +1,6 @@
 #include "bulk.h"
 
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -105,10 +106,17 @@ unsigned DefaultJobs() {
   return n == 0 ? 1 : n;
 }
 
-size_t BatchGroupsPerWorker(size_t jobs, size_t files_per_group) {
-  constexpr size_t kMaxGroups = 64, kMaxOpenTempFiles = 192;
-  const size_t per_worker = kMaxOpenTempFiles / std::max<size_t>(1, jobs * files_per_group);
+size_t BatchGroupsPerWorker(size_t jobs, size_t files_per_group, uint64_t fd_limit) {
+  constexpr size_t kMaxGroups = 256, kMaxOpenTempFiles = 768;
+  const size_t budget = static_cast<size_t>(std::min<uint64_t>(kMaxOpenTempFiles, fd_limit / 2));
+  const size_t per_worker = budget / std::max<size_t>(1, jobs * files_per_group);
   return std::clamp<size_t>(per_worker, 1, kMaxGroups);
+}
+
+uint64_t OpenFileLimit() {
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return 1024;  // the usual default
+  return rl.rlim_cur == RLIM_INFINITY ? UINT64_MAX : static_cast<uint64_t>(rl.rlim_cur);
 }
 
 namespace {

@@ -124,7 +124,8 @@ Result<int> RunEncrypt(Context& ctx, const EncryptOptions& opts) {
     const size_t jobs = std::min<size_t>({DefaultJobs(), kMaxOutputJobs, expansion.files.size()});
     // Each pending group holds open temp files (two when detached): keep all workers' batches
     // together within the descriptor and signal-cleanup budgets (BatchGroupsPerWorker).
-    const size_t groups_per_batch = BatchGroupsPerWorker(jobs, opts.detached ? 2 : 1);
+    const size_t groups_per_batch =
+        BatchGroupsPerWorker(jobs, opts.detached ? 2 : 1, OpenFileLimit());
     // The workers already share the cores: unless -j says otherwise, each object's chunks get
     // its share of them, not every core each (which oversubscribed them, helpers spinning).
     if (opts.threads == 0 && jobs > 1) {

@@ -31,7 +31,9 @@ Error IoError(const std::string& what, int err) {
 
 // Registry of live temp files, readable from a signal handler. A slot is claimed by CAS
 // (0 -> 1), filled, then published (1 -> 2); the handler only reads published slots.
-constexpr int kMaxTempFiles = 256;
+// 1024 covers the 768 temp files that encrypt -O keeps pending at most (cli/bulk.h); a slot
+// costs memory only once used.
+constexpr int kMaxTempFiles = 1024;
 struct TempSlot {
   std::atomic<int> state{0};
   char path[PATH_MAX];

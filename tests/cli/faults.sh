@@ -83,6 +83,43 @@ for sig in INT TERM; do
   rm -f slow
 done
 
+# --- encrypt -O: the batches fit the descriptor limit, and SIGTERM removes every pending
+#     temp file (two workers, each holding a batch of about 250 files) --------------------
+mkdir -p many/in
+for i in $(seq 500); do printf 'file %d\n' "$i" > "many/in/f$i"; done
+# 64 descriptors: each worker's batch shrinks to 16 files (with a fixed budget of 192 open
+# temp files, every file past the limit failed with "Too many open files").
+(ulimit -Sn 64; exec "$KH_BIN" --passphrase-file pass encrypt -k k --detached -O many/lim many/in) \
+  </dev/null >"$T/.out" 2>"$T/.err"
+CODE=$?; ERR=$(cat "$T/.err"); OUT=""
+expect_code 0; expect_err "encrypted 500 file(s)"
+kh --passphrase-file pass decrypt -o many/f77.out many/lim/f77.kh
+expect_code 0; expect_out ""; check; [ "$(cat many/f77.out)" = "file 77" ] || fail "f77 differs"
+# SIGTERM: 190 detached objects are 380 temp files, all pending (a worker commits its batch at
+# 192 groups with 4096 descriptors), more than the 256 that the cleanup registry held before.
+mkfifo many/in/zz1 many/in/zz2
+exec 3<>many/in/zz1 4<>many/in/zz2   # writers that never write: both workers block on them
+(ulimit -Sn 4096 2>/dev/null || exit 77
+ exec "$KH_BIN" --passphrase-file pass encrypt -k k --detached -O many/out \
+   $(for i in $(seq 190); do echo "many/in/f$i"; done) many/in/zz1 many/in/zz2) \
+  </dev/null 2>/dev/null 3>&- 4>&- &
+pid=$!
+for _ in $(seq 400); do   # until both workers read a FIFO, their batches pending
+  [ "$(ls -l /proc/$pid/fd 2>/dev/null | grep -c 'in/zz[12]$')" -eq 2 ] && break
+  sleep 0.05
+done
+pending=$(find many/out -name '.*.kh-tmp-*' | wc -l)
+kill -TERM $pid; wait $pid; rc=$?
+exec 3>&- 4>&-
+if [ $rc -eq 77 ]; then
+  echo "faults.sh: skipping the SIGTERM part of encrypt -O (hard descriptor limit below 4096)"
+else
+  check; [ $rc -eq 143 ] || fail "expected death by SIGTERM (143), got $rc"
+  check; [ "$pending" -gt 256 ] || fail "expected more than 256 pending temp files, saw $pending"
+  check; [ -z "$(find many/out -name '.*.kh-tmp-*')" ] || fail "SIGTERM left temp files behind"
+  echo "faults.sh: SIGTERM removed all $pending pending temp files of encrypt -O"
+fi
+
 # --- SIGKILL at random moments: no output, or a complete one that decrypts -----------------
 head -c 40000000 /dev/urandom > huge.bin
 complete=0
