@@ -17,11 +17,14 @@
 namespace keyhold::cobblestone::internal {
 
 // Chunks per stripe, the unit of work of one thread: it reads a stripe, seals or opens it
-// and writes it while the stripe is still in its core's cache (256 KiB of plaintext and
-// its sealed form, which the copy from the page cache and AES-GCM then find in L2: in paired
-// runs this took encrypt from about 3550 to 4400 MB/s against 4 MiB batches that one thread read
-// and all sealed; docs/performance.md). Stripe 0 is one chunk, so that a small message (most
-// files in a tree) costs 32 KiB of buffers and starts no thread.
+// and writes it while the stripe is still in its core's cache (512 KiB of plaintext and its
+// sealed form, which the copy from the page cache and AES-GCM then find in L2). perf put 29%
+// of encrypt's time in the kernel's copy to user space when one thread read 4 MiB batches for
+// the others, 15% with stripes; interleaved runs on 1 GiB went from 4094 to 4820 MB/s
+// (encrypt) and 4060 to 4812 (decrypt), and 16, 32 and 64 chunks differed by less than the
+// noise (docs/performance.md). Stripe 0 is one chunk, so that a small message (most files in
+// a tree) costs 32 KiB of buffers; stripes 0 and 1 run on the caller, so that a message of up
+// to 33 chunks starts no thread.
 constexpr size_t kStripeChunks = 32;
 constexpr size_t StripeChunks(uint64_t stripe) { return stripe == 0 ? 1 : kStripeChunks; }
 // The index of a stripe's first chunk.

@@ -25,7 +25,7 @@ static_assert(kKeySize == kAesGcmKeySize && kNonceSize == kAesGcmNonceSize &&
               kTagSize == kAesGcmTagSize);
 static_assert(kEncryptedChunkSize == kChunkSize + kTagSize);
 
-// What happened to one chunk of a batch. Kept per chunk so that the first failure in chunk
+// What happened to one chunk of a stripe. Kept per chunk so that the first failure in chunk
 // order is reported, whichever thread saw it first.
 enum class ChunkStatus : uint8_t { kOk, kAuthFailed, kInternal };
 
@@ -129,7 +129,8 @@ struct Lane {
   WipingBuffer plain;           // plaintext: the input when sealing, the output when opening
   std::vector<uint8_t> sealed;  // sealed chunks: the output when sealing, the input when opening
   std::array<ChunkStatus, kStripeChunks> status{};
-  Result<size_t> read = size_t{0};  // what reading the stripe in hand returned
+  Result<size_t> read = size_t{0};    // what reading the stripe in hand returned
+  std::exception_ptr read_exception;  // or what it threw: raised in the stripe's turn
 };
 
 // Runs the stripes of one message through up to `threads` lanes, one thread each. A thread
@@ -137,7 +138,8 @@ struct Lane {
 // seals or opens it on its own lane (in parallel with the others), then waits for its turn and
 // emits it (the Sink sees the stripes in order, one at a time). As in a serial loop, the first
 // error in stripe order stops the message and nothing after it is emitted. Source::Read and
-// Sink::Write may therefore run on any of the threads, never two at once.
+// Sink::Write may therefore run on any of the threads: Reads one at a time, Writes one at a
+// time, but a Read and a Write at once (cobblestone.h).
 //
 // Direction (Sealer or Opener below) provides:
 //   void Size(Lane&, uint64_t stripe)                  sizes the lane's buffers for the stripe
@@ -153,22 +155,20 @@ class StripePipeline {
   StripePipeline(const StripePipeline&) = delete;
   StripePipeline& operator=(const StripePipeline&) = delete;
 
-  // Stripe 0 (one chunk) runs on the caller alone, so a message of one chunk never starts a
-  // thread; the helpers start after it. Every helper is joined before Run returns, whatever
-  // happens; an exception thrown on any thread stops the others and is rethrown here.
+  // Every helper is joined before Run returns, whatever happens. An exception thrown on any
+  // thread stops the others and is rethrown here; one thrown by Source::Read is raised in
+  // its stripe's turn, so that an error in an earlier stripe still comes first.
   Status Run() {
     KH_ASSIGN_OR_RETURN(AesGcm gcm, AesGcm::Create(key_));
     lanes_.reserve(threads_);  // never reallocated once helpers run
     lanes_.emplace_back(std::move(gcm));
     std::vector<std::thread> helpers;
     try {
-      if (Step(lanes_[0]) && threads_ > 1) {
-        Status added = AddLanes();
-        if (added.ok()) {
-          StartHelpers(helpers);
-        } else {
-          Stop(std::move(added));  // no helper runs yet: the caller holds the turn
-        }
+      // Stripes 0 and 1 run on the caller alone: a message of up to 33 chunks (528 KiB)
+      // starts no thread and builds no other lane.
+      if (Step(lanes_[0]) && Step(lanes_[0]) && threads_ > 1) {
+        AddLanes();
+        StartHelpers(helpers);
       }
       while (Step(lanes_[0])) {
       }
@@ -183,14 +183,15 @@ class StripePipeline {
 
  private:
   // The helpers' lanes, sized for a full stripe here, on the caller's thread, so that no
-  // helper allocates.
-  Status AddLanes() {
+  // helper allocates. As many as can be built: fewer lanes only mean fewer threads, as when
+  // a thread cannot be started, and the output does not depend on how many run.
+  void AddLanes() {
     while (lanes_.size() < threads_) {
-      KH_ASSIGN_OR_RETURN(AesGcm gcm, AesGcm::Create(key_));
-      lanes_.emplace_back(std::move(gcm));
+      Result<AesGcm> gcm = AesGcm::Create(key_);
+      if (!gcm.ok()) return;
+      lanes_.emplace_back(std::move(*gcm));
       dir_.Size(lanes_.back(), 1);
     }
-    return {};
   }
 
   void StartHelpers(std::vector<std::thread>& helpers) {
@@ -217,13 +218,24 @@ class StripePipeline {
     uint64_t stripe = 0;
     {
       std::unique_lock<std::mutex> lock = SpinLock(read_mu_);
-      if (input_done_) return false;
+      // Nothing more is read once the message has stopped, as in a serial loop.
+      if (input_done_ || stopped_.load(std::memory_order_acquire)) return false;
       stripe = next_stripe_++;
-      lane.read = dir_.Read(in_, lane, stripe);
-      if (!lane.read.ok() || dir_.Last(lane, stripe)) input_done_ = true;
+      lane.read_exception = nullptr;
+      try {
+        lane.read = dir_.Read(in_, lane, stripe);
+      } catch (...) {
+        // Kept for the stripe's turn: an error in an earlier stripe must still win.
+        lane.read_exception = std::current_exception();
+        input_done_ = true;
+      }
+      if (!lane.read_exception && (!lane.read.ok() || dir_.Last(lane, stripe))) {
+        input_done_ = true;
+      }
     }
-    if (lane.read.ok()) dir_.Transform(lane, stripe);
+    if (!lane.read_exception && lane.read.ok()) dir_.Transform(lane, stripe);
     if (!WaitTurn(stripe)) return false;
+    if (lane.read_exception) std::rethrow_exception(lane.read_exception);
     bool done = false;
     Status s = lane.read.ok() ? dir_.Emit(lane, stripe, &done) : Status(lane.read.error());
     if (!s.ok() || done) {
@@ -321,8 +333,12 @@ class Sealer {
   }
 
   // A full stripe holds only full chunks, and a full chunk is never the final one, so no
-  // lookahead is needed: the final (possibly empty) chunk is in the first short stripe.
-  bool Last(const Lane& lane, uint64_t) const { return lane.read.value() < lane.plain.size(); }
+  // lookahead is needed: the final (possibly empty) chunk is in the first short stripe. A
+  // stripe past the chunk limit ends the message too (with an error, in its turn).
+  bool Last(const Lane& lane, uint64_t stripe) const {
+    return lane.read.value() < lane.plain.size() ||
+           TooLong(first_chunk_ + StripeFirstChunk(stripe), Chunks(lane));
+  }
 
   void Transform(Lane& lane, uint64_t stripe) const {
     const size_t n = lane.read.value();

@@ -434,6 +434,37 @@ TEST_CASE("cobblestone: an exception thrown by a Source or Sink reaches the call
   }
 }
 
+TEST_CASE("cobblestone: an error in a stripe wins over an exception in a later one",
+          "[cobblestone]") {
+  // A thread may read stripe k+1 before stripe k has failed; the serial path never reads it,
+  // so an exception from that read must not replace stripe k's error.
+  const auto key = keyhold::SecretBytes::Random(32);
+  const Bytes pt = cobtest::RandomBytesForTest(200 * cob::kChunkSize, 16);
+  const Bytes ct = EncryptWithSalt(key, cobtest::RandomBytesForTest(24, 17), kContext, pt, 2);
+  Bytes bad = ct;
+  bad[ChunkOffset(40) + 9] ^= 4;  // stripe 2 (chunks 33-64)
+  for (unsigned threads : {1u, 2u, 4u}) {
+    INFO(threads << " threads");
+    for (int round = 0; round < 20; ++round) {
+      // Decrypt reads the prefix, then one stripe per call: call 5 asks for stripe 3.
+      ThrowingSource src(bad, 5);
+      cobtest::VectorSink sink;
+      auto r = cob::Decrypt(key, kContext, src, sink, {.threads = threads});
+      REQUIRE_FALSE(r.ok());
+      CHECK(r.error().code == ErrorCode::kPayloadAuthFailed);
+      CHECK(sink.bytes == Prefix(pt, 40 * cob::kChunkSize));
+
+      // Encrypt: the Sink fails on stripe 2, the Source throws when asked for stripe 3.
+      ThrowingSource psrc(pt, 4);
+      cobtest::VectorSink psink;
+      psink.fail_after_writes = 2;
+      auto e = cob::Encrypt(key, kContext, psrc, psink, {.threads = threads});
+      REQUIRE_FALSE(e.ok());
+      CHECK(e.error().code == ErrorCode::kIo);
+    }
+  }
+}
+
 TEST_CASE("cobblestone raw mode argument checks", "[cobblestone]") {
   const auto key = keyhold::SecretBytes::Random(32);
   const Bytes pt = {1, 2, 3};

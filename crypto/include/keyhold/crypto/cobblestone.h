@@ -37,10 +37,12 @@ constexpr uint64_t kMaxChunks = uint64_t{1} << 38;
 // decrypting). A failing Write stops the operation with that error.
 //
 // With Options::threads other than 1, Source::Read and Sink::Write are called from the
-// engine's worker threads as well as the caller's, never two calls at once and each call
-// ordered after the one before it: an implementation needs no locking, but must not depend on
-// thread-local state. An exception thrown by either stops the operation and is rethrown to
-// the caller.
+// engine's worker threads as well as the caller's. Reads never overlap one another, and each
+// is ordered after the one before it; the same holds for Writes. But a Read may run at the
+// same time as a Write: a Source and a Sink that share state (a counter, a hasher, one duplex
+// object) must lock it, or run with threads = 1. Neither may depend on thread-local state.
+// An exception thrown by either stops the operation and is rethrown to the caller (one thrown
+// by a Read only after every stripe before it was written or failed).
 class Sink {
  public:
   virtual ~Sink() = default;
