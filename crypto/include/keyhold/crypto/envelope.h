@@ -161,7 +161,8 @@ struct NewHeader {
 Result<NewHeader> CreateHeader(const EncryptParams& params);
 
 // Encrypts `in`: writes the header to `header_out`, then the payload to `payload_out` (pass
-// the same sink twice for an in-file object, two sinks for a detached header).
+// the same sink twice for an in-file object, two sinks for a detached header). In-file, the
+// header goes out in the same Write as the payload's first bytes.
 Result<cobblestone::StreamStats> EncryptObject(const EncryptParams& params, cobblestone::Source& in,
                                                cobblestone::Sink& header_out,
                                                cobblestone::Sink& payload_out);
