@@ -36,7 +36,7 @@ Error IoError(const std::string& what, int err) {
 constexpr int kMaxTempFiles = 1024;
 struct TempSlot {
   std::atomic<int> state{0};
-  char path[PATH_MAX];
+  char path[PATH_MAX]{};  // zero: constant-initialized, so start-up touches none of it
 };
 TempSlot g_temp_slots[kMaxTempFiles];
 
