@@ -13,6 +13,7 @@
 #include <cstring>
 #include <ctime>
 #include <deque>
+#include <memory>
 #include <set>
 
 #include "keyhold/crypto/constant_time.h"
@@ -36,8 +37,10 @@ constexpr size_t kMaxNameSize = 128;
 // Consecutive non-entry lines a reader holds while looking for their acknowledgements, and
 // that an appender acknowledges; more than this is not an interrupted write.
 constexpr size_t kMaxTornLines = 16;
-// How much of the end of audit.log an appender reads to find the last entry.
+// How much of the end of audit.log an appender reads to find the last entry: first
+// kFirstTailWindow, then, only if that holds no entry, kTailWindow.
 constexpr size_t kTailWindow = (kMaxTornLines + 2) * (kMaxAuditLineSize + 1);
+constexpr size_t kFirstTailWindow = 16 * 1024;
 constexpr size_t kReadChunk = 256 * 1024;
 
 std::span<const uint8_t> Bytes(std::string_view s) {
@@ -1052,43 +1055,58 @@ Status AuditLog::FlushNow() {
     if (!head) KH_RETURN_IF_ERROR(WriteHead(dir_, Head{}, key));
   } else {
     if (!head) return refuse("audit.head is missing");
-    const uint64_t start = size > kTailWindow ? size - kTailWindow : 0;
-    std::vector<char> tail(static_cast<size_t>(size - start));
-    KH_ASSIGN_OR_RETURN(
-        size_t got,
-        PreadFull(fd.get(),
-                  std::span<uint8_t>(reinterpret_cast<uint8_t*>(tail.data()), tail.size()), start));
-    if (got != tail.size()) return IoError("short read of " + path, EIO);
-    // Lines of the window, the first one dropped if the window starts inside it.
+    // The last entry is almost always in the last few KiB: read kFirstTailWindow first, and the
+    // whole kTailWindow only when that holds no entry. A window that ends on the last entry
+    // and its remnants gives the same result as a larger one; reading 1.2 MB for every flush
+    // of a bulk job cost a quarter of encrypt -O's time on 10,000 small files.
     std::vector<Line> lines;
-    size_t pos = 0;
-    if (start > 0) {
-      const void* nl = std::memchr(tail.data(), '\n', tail.size());
-      if (!nl) return refuse("no entry in the last " + std::to_string(kTailWindow) + " bytes");
-      pos = static_cast<size_t>(static_cast<const char*>(nl) - tail.data()) + 1;
-    }
-    while (pos < tail.size()) {
-      Line l;
-      l.offset = start + pos;
-      const void* nl = std::memchr(tail.data() + pos, '\n', tail.size() - pos);
-      size_t end =
-          nl ? static_cast<size_t>(static_cast<const char*>(nl) - tail.data()) : tail.size();
-      l.length = end - pos;
-      l.terminated = nl != nullptr;
-      l.too_long = l.length > kMaxAuditLineSize;
-      if (!l.too_long) l.bytes.assign(tail.data() + pos, l.length);
-      lines.push_back(std::move(l));
-      pos = end + 1;
-    }
     std::optional<internal::ParsedAuditLine> last;
-    size_t i = lines.size();
-    while (i > 0) {
-      Checked c = CheckLine(lines[i - 1], key);
-      if (c.parsed) {
-        last = std::move(c.parsed);
-        break;
+    size_t i = 0;
+    uint64_t start = 0;
+    for (const size_t window : {kFirstTailWindow, kTailWindow}) {
+      start = size > window ? size - window : 0;
+      const bool final_window = window == kTailWindow || start == 0;
+      std::unique_ptr<char[]> tail(new char[static_cast<size_t>(size - start)]);
+      const size_t tail_size = static_cast<size_t>(size - start);
+      KH_ASSIGN_OR_RETURN(
+          size_t got,
+          PreadFull(fd.get(), std::span<uint8_t>(reinterpret_cast<uint8_t*>(tail.get()), tail_size),
+                    start));
+      if (got != tail_size) return IoError("short read of " + path, EIO);
+      // Lines of the window, the first one dropped if the window starts inside it.
+      lines.clear();
+      size_t pos = 0;
+      if (start > 0) {
+        const void* nl = std::memchr(tail.get(), '\n', tail_size);
+        if (!nl) {
+          if (!final_window) continue;
+          return refuse("no entry in the last " + std::to_string(kTailWindow) + " bytes");
+        }
+        pos = static_cast<size_t>(static_cast<const char*>(nl) - tail.get()) + 1;
       }
-      --i;
+      while (pos < tail_size) {
+        Line l;
+        l.offset = start + pos;
+        const void* nl = std::memchr(tail.get() + pos, '\n', tail_size - pos);
+        size_t end =
+            nl ? static_cast<size_t>(static_cast<const char*>(nl) - tail.get()) : tail_size;
+        l.length = end - pos;
+        l.terminated = nl != nullptr;
+        l.too_long = l.length > kMaxAuditLineSize;
+        if (!l.too_long) l.bytes.assign(tail.get() + pos, l.length);
+        lines.push_back(std::move(l));
+        pos = end + 1;
+      }
+      i = lines.size();
+      while (i > 0) {
+        Checked c = CheckLine(lines[i - 1], key);
+        if (c.parsed) {
+          last = std::move(c.parsed);
+          break;
+        }
+        --i;
+      }
+      if (last || final_window) break;
     }
     // Only a torn first append leaves a log with no entry at all: the head still says 0.
     const bool torn_first_append = !last && start == 0 && head->seq == 0;

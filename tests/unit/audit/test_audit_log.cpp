@@ -400,6 +400,33 @@ TEST_CASE("a torn last line is reported, then acknowledged by the next append", 
   }
 }
 
+TEST_CASE("a torn tail longer than the appender's first read is still acknowledged", "[audit]") {
+  // An appender reads the last 16 KiB first and its whole window only when that holds no
+  // entry: a window starting inside the last entry, or past it, must give the same result.
+  const size_t size = GENERATE(size_t{16 * 1024 - 100}, size_t{16 * 1024}, size_t{40 * 1024});
+  INFO("torn line of " << size << " bytes");
+  TempDir dir;
+  size_t n = MakeLog(dir.path(), 2);
+  const std::string before = ReadAll(dir.Log());
+  const std::string fragment(size, 'x');
+  WriteAllText(dir.Log(), before + fragment);
+
+  auto log = AuditLog::Open(dir.path(), TestKey(), 0);
+  REQUIRE((*log)->RecordKeyUse("decrypt", {"backups v2"}, "after-crash").ok());
+  REQUIRE((*log)->Flush().ok());
+  auto lines = SplitLines(ReadAll(dir.Log()));
+  REQUIRE(lines.size() == n + 3);
+  CHECK(lines[n] == fragment);
+  CHECK(lines[n + 1].find("\"event\":\"audit.torn-tail\"") != std::string::npos);
+  CHECK(lines[n + 1].find("\"offset\":\"" + std::to_string(before.size()) + "\"") !=
+        std::string::npos);
+  CHECK(lines[n + 2].find("after-crash") != std::string::npos);
+  auto r = VerifyOk(dir.path());
+  CHECK_FALSE(r.first_bad);
+  CHECK(r.verified_entries == n + 2);
+  CHECK(FirstBadLine(r) == n + 1);
+}
+
 TEST_CASE("an entry cut just before its newline is completed, not reported", "[audit]") {
   TempDir dir;
   size_t n = MakeLog(dir.path(), 1);
