@@ -40,13 +40,17 @@ Result<AesGcm> AesGcm::Create(std::span<const uint8_t> key) {
     return Error(ErrorCode::kInvalidArgument,
                  "aes-256-gcm key must be 32 bytes, got " + std::to_string(key.size()));
   }
+  // Fetched once, explicitly: EVP_aes_256_gcm() makes every key setup look the cipher up by
+  // name in OpenSSL 3 (an object, and its AES-GCM contexts, per object in a tree).
+  static EVP_CIPHER* const cipher = EVP_CIPHER_fetch(nullptr, "AES-256-GCM", nullptr);
+  if (cipher == nullptr) return internal::SslError("EVP_CIPHER_fetch(AES-256-GCM)");
   auto impl = std::make_unique<Impl>();
   impl->enc.reset(EVP_CIPHER_CTX_new());
   impl->dec.reset(EVP_CIPHER_CTX_new());
   if (!impl->enc || !impl->dec) return internal::SslError("EVP_CIPHER_CTX_new");
   // The IV length is left at GCM's default of 12 bytes, the only size we accept.
-  if (EVP_EncryptInit_ex(impl->enc.get(), EVP_aes_256_gcm(), nullptr, key.data(), nullptr) != 1 ||
-      EVP_DecryptInit_ex(impl->dec.get(), EVP_aes_256_gcm(), nullptr, key.data(), nullptr) != 1) {
+  if (EVP_EncryptInit_ex(impl->enc.get(), cipher, nullptr, key.data(), nullptr) != 1 ||
+      EVP_DecryptInit_ex(impl->dec.get(), cipher, nullptr, key.data(), nullptr) != 1) {
     return internal::SslError("aes-256-gcm key setup");
   }
   return AesGcm(std::move(impl));

@@ -33,20 +33,27 @@ Error IoError(const std::string& what, int err) {
 // (0 -> 1), filled, then published (1 -> 2); the handler only reads published slots.
 // 1024 covers the 768 temp files that encrypt -O keeps pending at most (cli/bulk.h); a slot
 // costs memory only once used.
-constexpr int kMaxTempFiles = 1024;
+constexpr unsigned kMaxTempFiles = 1024;
 struct TempSlot {
   std::atomic<int> state{0};
   char path[PATH_MAX]{};  // zero: constant-initialized, so start-up touches none of it
 };
 TempSlot g_temp_slots[kMaxTempFiles];
 
+// Where the next search for a free slot starts: just after the last slot claimed, so that a
+// job holding hundreds of temp files does not walk (and contend for) all of them each time.
+std::atomic<unsigned> g_next_slot{0};
+
 int RegisterTemp(const std::string& path) {
   if (path.size() >= PATH_MAX) return -1;
-  for (int i = 0; i < kMaxTempFiles; ++i) {
+  const unsigned first = g_next_slot.load(std::memory_order_relaxed);
+  for (unsigned k = 0; k < kMaxTempFiles; ++k) {
+    const int i = static_cast<int>((first + k) % kMaxTempFiles);
     int expected = 0;
     if (g_temp_slots[i].state.compare_exchange_strong(expected, 1)) {
       std::memcpy(g_temp_slots[i].path, path.c_str(), path.size() + 1);
       g_temp_slots[i].state.store(2, std::memory_order_release);
+      g_next_slot.store(static_cast<unsigned>(i + 1) % kMaxTempFiles, std::memory_order_relaxed);
       return i;
     }
   }
