@@ -314,7 +314,8 @@ namespace {
 
 // For an in-file object: holds the header back so that it goes out in the same write as the
 // payload's first stripe (at most one chunk and the prefix, copied once). One system call
-// fewer per object, which a tree of small files feels; the bytes written are the same.
+// fewer per object, which a tree of small files feels; the bytes written are the same. The
+// first stripe always comes: it carries the payload prefix, even for an empty message.
 class HeaderFirstSink final : public cobblestone::Sink {
  public:
   HeaderFirstSink(cobblestone::Sink& out, std::span<const uint8_t> header)
@@ -325,13 +326,6 @@ class HeaderFirstSink final : public cobblestone::Sink {
     std::vector<uint8_t> first(header_.begin(), header_.end());
     first.insert(first.end(), data.begin(), data.end());
     return out_.Write(first);
-  }
-  // The header alone, if no payload write came (never after a successful encryption, whose
-  // first stripe always holds the payload prefix).
-  Status Finish() {
-    if (sent_) return {};
-    sent_ = true;
-    return out_.Write(header_);
   }
 
  private:
@@ -352,10 +346,7 @@ Result<cobblestone::StreamStats> EncryptObject(const EncryptParams& params, cobb
     return cobblestone::Encrypt(created.dek, immutable, in, payload_out, params.engine);
   }
   HeaderFirstSink out(payload_out, created.header_bytes);
-  KH_ASSIGN_OR_RETURN(auto stats,
-                      cobblestone::Encrypt(created.dek, immutable, in, out, params.engine));
-  KH_RETURN_IF_ERROR(out.Finish());
-  return stats;
+  return cobblestone::Encrypt(created.dek, immutable, in, out, params.engine);
 }
 
 Result<OpenedHeader> OpenHeader(std::span<const uint8_t> header_bytes, const Keyring& keyring,

@@ -947,6 +947,64 @@ Result<int64_t> ParseAuditTime(std::string_view text) {
 AuditLog::AuditLog(std::string dir, SecretBytes mac_key, uint64_t start_generation)
     : dir_(std::move(dir)), mac_key_(std::move(mac_key)), start_generation_(start_generation) {}
 
+namespace {
+
+// The end of audit.log as an appender sees it: the lines of its last `window` bytes (the
+// first one dropped if the window starts inside it), and the last of them that is a valid
+// entry, lines[last_index - 1]; every line after it is a remnant of an interrupted write.
+struct TailScan {
+  uint64_t start = 0;       // the window's offset in the file
+  bool has_newline = true;  // false: a window starting mid-file held no line start at all
+  std::vector<Line> lines;
+  std::optional<internal::ParsedAuditLine> last;
+  size_t last_index = 0;  // lines before and including the last entry
+};
+
+Result<TailScan> ScanTail(int fd, const std::string& path, uint64_t size, size_t window,
+                          std::span<const uint8_t> key) {
+  TailScan scan;
+  scan.start = size > window ? size - window : 0;
+  const size_t tail_size = static_cast<size_t>(size - scan.start);
+  std::unique_ptr<char[]> tail(new char[tail_size]);
+  KH_ASSIGN_OR_RETURN(
+      size_t got,
+      PreadFull(fd, std::span<uint8_t>(reinterpret_cast<uint8_t*>(tail.get()), tail_size),
+                scan.start));
+  if (got != tail_size) return IoError("short read of " + path, EIO);
+  size_t pos = 0;
+  if (scan.start > 0) {
+    const void* nl = std::memchr(tail.get(), '\n', tail_size);
+    if (!nl) {
+      scan.has_newline = false;
+      return scan;
+    }
+    pos = static_cast<size_t>(static_cast<const char*>(nl) - tail.get()) + 1;
+  }
+  while (pos < tail_size) {
+    Line l;
+    l.offset = scan.start + pos;
+    const void* nl = std::memchr(tail.get() + pos, '\n', tail_size - pos);
+    size_t end = nl ? static_cast<size_t>(static_cast<const char*>(nl) - tail.get()) : tail_size;
+    l.length = end - pos;
+    l.terminated = nl != nullptr;
+    l.too_long = l.length > kMaxAuditLineSize;
+    if (!l.too_long) l.bytes.assign(tail.get() + pos, l.length);
+    scan.lines.push_back(std::move(l));
+    pos = end + 1;
+  }
+  for (size_t i = scan.lines.size(); i > 0; --i) {
+    Checked c = CheckLine(scan.lines[i - 1], key);
+    if (c.parsed) {
+      scan.last = std::move(c.parsed);
+      scan.last_index = i;
+      break;
+    }
+  }
+  return scan;
+}
+
+}  // namespace
+
 Result<std::unique_ptr<AuditLog>> AuditLog::Open(const std::string& dir, SecretBytes mac_key,
                                                  uint64_t start_generation) {
   if (mac_key.size() != kAuditMacKeySize) {
@@ -1059,55 +1117,19 @@ Status AuditLog::FlushNow() {
     // whole kTailWindow only when that holds no entry. A window that ends on the last entry
     // and its remnants gives the same result as a larger one; reading 1.2 MB for every flush
     // of a bulk job cost a quarter of encrypt -O's time on 10,000 small files.
-    std::vector<Line> lines;
-    std::optional<internal::ParsedAuditLine> last;
-    size_t i = 0;
-    uint64_t start = 0;
+    TailScan scan;
     for (const size_t window : {kFirstTailWindow, kTailWindow}) {
-      start = size > window ? size - window : 0;
-      const bool final_window = window == kTailWindow || start == 0;
-      std::unique_ptr<char[]> tail(new char[static_cast<size_t>(size - start)]);
-      const size_t tail_size = static_cast<size_t>(size - start);
-      KH_ASSIGN_OR_RETURN(
-          size_t got,
-          PreadFull(fd.get(), std::span<uint8_t>(reinterpret_cast<uint8_t*>(tail.get()), tail_size),
-                    start));
-      if (got != tail_size) return IoError("short read of " + path, EIO);
-      // Lines of the window, the first one dropped if the window starts inside it.
-      lines.clear();
-      size_t pos = 0;
-      if (start > 0) {
-        const void* nl = std::memchr(tail.get(), '\n', tail_size);
-        if (!nl) {
-          if (!final_window) continue;
-          return refuse("no entry in the last " + std::to_string(kTailWindow) + " bytes");
-        }
-        pos = static_cast<size_t>(static_cast<const char*>(nl) - tail.get()) + 1;
-      }
-      while (pos < tail_size) {
-        Line l;
-        l.offset = start + pos;
-        const void* nl = std::memchr(tail.get() + pos, '\n', tail_size - pos);
-        size_t end =
-            nl ? static_cast<size_t>(static_cast<const char*>(nl) - tail.get()) : tail_size;
-        l.length = end - pos;
-        l.terminated = nl != nullptr;
-        l.too_long = l.length > kMaxAuditLineSize;
-        if (!l.too_long) l.bytes.assign(tail.get() + pos, l.length);
-        lines.push_back(std::move(l));
-        pos = end + 1;
-      }
-      i = lines.size();
-      while (i > 0) {
-        Checked c = CheckLine(lines[i - 1], key);
-        if (c.parsed) {
-          last = std::move(c.parsed);
-          break;
-        }
-        --i;
-      }
-      if (last || final_window) break;
+      const bool final_window = window == kTailWindow || size <= window;
+      KH_ASSIGN_OR_RETURN(scan, ScanTail(fd.get(), path, size, window, key));
+      if (scan.last || final_window) break;
     }
+    if (!scan.has_newline) {
+      return refuse("no entry in the last " + std::to_string(kTailWindow) + " bytes");
+    }
+    std::vector<Line>& lines = scan.lines;
+    std::optional<internal::ParsedAuditLine>& last = scan.last;
+    const size_t i = scan.last_index;
+    const uint64_t start = scan.start;
     // Only a torn first append leaves a log with no entry at all: the head still says 0.
     const bool torn_first_append = !last && start == 0 && head->seq == 0;
     if (!last && !torn_first_append) return refuse("no valid entry at the end of audit.log");
