@@ -1,7 +1,6 @@
 #include "keyhold/crypto/file_io.h"
 
 #include <fcntl.h>
-#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -10,10 +9,11 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <atomic>
 #include <cerrno>
 #include <cstring>
 
+#include "internal/temp_registry.h"
+#include "keyhold/crypto/random.h"
 #include "keyhold/crypto/secret_bytes.h"
 
 namespace keyhold {
@@ -29,45 +29,25 @@ Error IoError(const std::string& what, int err) {
   return Error(ErrorCode::kIo, what + ": " + ErrnoText(err), hint);
 }
 
-// Registry of live temp files, readable from a signal handler. A slot is claimed by CAS
-// (0 -> 1), filled, then published (1 -> 2); the handler only reads published slots.
-// 1024 covers the 768 temp files that encrypt -O keeps pending at most (cli/bulk.h); a slot
-// costs memory only once used.
-constexpr unsigned kMaxTempFiles = 1024;
-struct TempSlot {
-  std::atomic<int> state{0};
-  char path[PATH_MAX]{};  // zero: constant-initialized, so start-up touches none of it
-};
-TempSlot g_temp_slots[kMaxTempFiles];
-
-// Where the next search for a free slot starts: just after the last slot claimed, so that a
-// job holding hundreds of temp files does not walk (and contend for) all of them each time.
-std::atomic<unsigned> g_next_slot{0};
-
-int RegisterTemp(const std::string& path) {
-  if (path.size() >= PATH_MAX) return -1;
-  const unsigned first = g_next_slot.load(std::memory_order_relaxed);
-  for (unsigned k = 0; k < kMaxTempFiles; ++k) {
-    const int i = static_cast<int>((first + k) % kMaxTempFiles);
-    int expected = 0;
-    if (g_temp_slots[i].state.compare_exchange_strong(expected, 1)) {
-      std::memcpy(g_temp_slots[i].path, path.c_str(), path.size() + 1);
-      g_temp_slots[i].state.store(2, std::memory_order_release);
-      g_next_slot.store(static_cast<unsigned>(i + 1) % kMaxTempFiles, std::memory_order_relaxed);
-      return i;
-    }
+// 12 characters of [A-Za-z0-9_-]: 72 random bits, so a name is never guessed in advance
+// and two writers in one directory never collide in practice (O_EXCL still decides).
+std::string RandomNameSuffix() {
+  static constexpr char kAlphabet[] =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-";
+  uint8_t r[9];
+  RandomBytes(r);
+  std::string out(12, '\0');
+  for (size_t i = 0; i < 3; ++i) {
+    const uint32_t v = (uint32_t{r[3 * i]} << 16) | (uint32_t{r[3 * i + 1]} << 8) | r[3 * i + 2];
+    for (size_t j = 0; j < 4; ++j) out[4 * i + j] = kAlphabet[(v >> (18 - 6 * j)) & 63];
   }
-  return -1;  // registry full: the file is still removed by the destructor, not by signals
+  return out;
 }
 
-void UnregisterTemp(int slot) {
-  if (slot >= 0) g_temp_slots[slot].state.store(0, std::memory_order_release);
-}
+void UnlinkForSignal(const char* path, void*) { unlink(path); }
 
 extern "C" void CleanupAndReraise(int sig) {
-  for (auto& slot : g_temp_slots) {
-    if (slot.state.load(std::memory_order_acquire) == 2) unlink(slot.path);
-  }
+  internal::ForEachRegisteredTemp(UnlinkForSignal, nullptr);
   signal(sig, SIG_DFL);
   raise(sig);
 }
@@ -204,19 +184,31 @@ Result<AtomicFile> AtomicFile::Create(const std::string& final_path, Overwrite o
   f.overwrite_ = overwrite;
   std::string dir = DirName(final_path);
   // Same directory as the target, so rename(2) is atomic; hidden, unpredictable suffix.
-  std::string tmpl;
-  if (final_path.find('/') != std::string::npos) tmpl = (dir == "/" ? std::string() : dir) + "/";
-  tmpl += ".";
-  tmpl += BaseName(final_path);
-  tmpl += ".kh-tmp-XXXXXX";
-  std::vector<char> buf(tmpl.begin(), tmpl.end());
-  buf.push_back('\0');
-  // mkostemp creates with O_CREAT|O_EXCL and mode 0600: never follows a planted symlink.
-  f.fd_ = mkostemp(buf.data(), O_CLOEXEC);
-  if (f.fd_ < 0) return IoError("cannot create a temporary file in " + dir, errno);
-  f.temp_path_ = buf.data();
-  f.slot_ = RegisterTemp(f.temp_path_);
-  return f;
+  std::string prefix;
+  if (final_path.find('/') != std::string::npos) {
+    prefix = (dir == "/" ? std::string() : dir) + "/";
+  }
+  prefix += ".";
+  prefix += BaseName(final_path);
+  prefix += ".kh-tmp-";
+  // The name is registered for signal cleanup before the file exists, so a signal at any
+  // moment finds every file that exists (unlinking a name not created yet is harmless).
+  // O_CREAT|O_EXCL with mode 0600: never follows a planted symlink, never reuses a file.
+  for (int attempt = 0; attempt < 16; ++attempt) {
+    std::string path = prefix + RandomNameSuffix();
+    const int slot = internal::RegisterTemp(path);
+    const int fd = open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd >= 0) {
+      f.fd_ = fd;
+      f.temp_path_ = std::move(path);
+      f.slot_ = slot;
+      return f;
+    }
+    const int err = errno;
+    internal::UnregisterTemp(slot);
+    if (err != EEXIST) return IoError("cannot create a temporary file in " + dir, err);
+  }
+  return IoError("cannot create a temporary file in " + dir, EEXIST);
 }
 
 AtomicFile::AtomicFile(AtomicFile&& o) noexcept
@@ -260,7 +252,7 @@ void AtomicFile::Abort() {
     unlink(temp_path_.c_str());
     temp_path_.clear();
   }
-  UnregisterTemp(slot_);
+  internal::UnregisterTemp(slot_);
   slot_ = -1;
 }
 
@@ -304,7 +296,7 @@ Status AtomicFile::RenameIntoPlace() {
     return IoError("rename to " + final_path_, err);
   }
   committed_ = true;
-  UnregisterTemp(slot_);
+  internal::UnregisterTemp(slot_);
   slot_ = -1;
   return {};
 }
