@@ -41,6 +41,8 @@ build() {
 }
 
 # build_fuzz DIR TARGET...: the clang libFuzzer build (tests/fuzz), only the given targets.
+# -O1 -g1 as libFuzzer's documentation builds (line tables for stack traces); -O2 -g took a
+# third longer to compile (keystore.cpp: 26.4 s of CPU against 19.4).
 KEYHOLD_FUZZ_TARGETS=(header context decrypt keystore audit)
 build_fuzz() {
   local dir=$1; shift
@@ -48,7 +50,8 @@ build_fuzz() {
   command -v ccache >/dev/null 2>&1 && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
   if [ ! -f "$dir/CMakeCache.txt" ]; then
     cmake -S "$KEYHOLD_ROOT" -B "$dir" "${launcher[@]}" -DCMAKE_CXX_COMPILER=clang++-14 \
-      -DKEYHOLD_FUZZ=ON -DKEYHOLD_TESTS=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+      -DKEYHOLD_FUZZ=ON -DKEYHOLD_TESTS=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+      -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1" >/dev/null
   fi
   cmake --build "$dir" -j "$(nproc)" --target "$@" -- --no-print-directory \
     >/dev/null 2>"$dir.build.log" || { cat "$dir.build.log" >&2; return 1; }
