@@ -328,15 +328,25 @@ void AtomicBatch::Flush() {
   std::vector<Group> groups = std::move(groups_);
   groups_.clear();
   // 1. Final modes; then one syncfs per filesystem, or an fsync per file where that fails.
+  // A file is on its directory's filesystem, so consecutive files of one directory (the
+  // usual case: a tree is walked directory by directory) need one fstat between them.
   std::vector<std::pair<dev_t, int>> filesystems;  // device, an fd on it
+  std::string last_dir;
+  bool have_last = false;
   for (auto& g : groups) {
     for (auto& f : g.files) {
       if (!g.status.ok()) break;
       g.status = f.SetFinalMode();
-      struct stat st;
-      if (g.status.ok() && fstat(f.fd(), &st) != 0)
-        g.status = IoError("fstat " + f.temp_path_, errno);
       if (!g.status.ok()) break;
+      std::string dir = DirName(f.final_path_);
+      if (have_last && dir == last_dir) continue;
+      struct stat st;
+      if (fstat(f.fd(), &st) != 0) {
+        g.status = IoError("fstat " + f.temp_path_, errno);
+        break;
+      }
+      last_dir = std::move(dir);
+      have_last = true;
       bool seen = false;
       for (const auto& fs : filesystems) seen = seen || fs.first == st.st_dev;
       if (!seen) filesystems.emplace_back(st.st_dev, f.fd());
