@@ -19,6 +19,15 @@ int RegisterTemp(std::string_view path);
 // Frees `slot` (-1 is ignored). Call it after the file was renamed into place or unlinked.
 void UnregisterTemp(int slot);
 
+// The creation gate. A temp file is created between BeginTempCreation and EndTempCreation
+// (register the name, then open it). A fatal signal's handler calls
+// StopTempCreationForSignal before its scan: from then on a thread entering the gate waits
+// for the process to end, and the handler waits (bounded) for threads inside the gate, so
+// that no file is created after the scan has passed its slot. Async-signal-safe.
+void BeginTempCreation();
+void EndTempCreation();
+void StopTempCreationForSignal();
+
 // Calls fn(path, arg) for each registered path, with a copy that is never torn: a slot that
 // was released or re-claimed while it was read is skipped (a sequence count in the slot's
 // state, checked after the copy). Async-signal-safe: no allocation, no locks.

@@ -47,6 +47,9 @@ std::string RandomNameSuffix() {
 void UnlinkForSignal(const char* path, void*) { unlink(path); }
 
 extern "C" void CleanupAndReraise(int sig) {
+  // Other threads keep running during the handler: close the creation gate first, so the
+  // scan sees every temp file that exists or will (see temp_registry.h).
+  internal::StopTempCreationForSignal();
   internal::ForEachRegisteredTemp(UnlinkForSignal, nullptr);
   signal(sig, SIG_DFL);
   raise(sig);
@@ -192,8 +195,14 @@ Result<AtomicFile> AtomicFile::Create(const std::string& final_path, Overwrite o
   prefix += BaseName(final_path);
   prefix += ".kh-tmp-";
   // The name is registered for signal cleanup before the file exists, so a signal at any
-  // moment finds every file that exists (unlinking a name not created yet is harmless).
+  // moment finds every file that exists. Unlinking a name not created yet is harmless; a
+  // name that exists already (EEXIST, then unregistered) is someone else's file, which a
+  // signal in that window would remove: 72 random bits make that chance 2^-72 per attempt.
   // O_CREAT|O_EXCL with mode 0600: never follows a planted symlink, never reuses a file.
+  internal::BeginTempCreation();
+  struct GateExit {
+    ~GateExit() { internal::EndTempCreation(); }
+  } gate_exit;
   for (int attempt = 0; attempt < 16; ++attempt) {
     std::string path = prefix + RandomNameSuffix();
     const int slot = internal::RegisterTemp(path);

@@ -36,11 +36,12 @@ std::string BaseName(const std::string& path);
 // An output file that appears under its final name only when Commit() succeeds.
 //
 // Create() makes a temp file with an unpredictable name in the target's directory, with
-// O_EXCL|O_NOFOLLOW and mode 0600 from the start. Commit() fsyncs it, sets the final mode,
-// renames it over (or, without overwrite, next to) the target atomically, and fsyncs the
-// directory. If the object is destroyed without a successful Commit(), or the process gets
-// SIGINT/SIGTERM/SIGHUP/SIGPIPE while it exists (see InstallTempFileCleanupHandlers), the
-// temp file is removed: no partial file is ever left under the final name.
+// O_CREAT|O_EXCL (so never through a planted symlink) and mode 0600 from the start. Commit()
+// fsyncs it, sets the final mode, renames it over (or, without overwrite, next to) the
+// target atomically, and fsyncs the directory. If the object is destroyed without a
+// successful Commit(), or the process gets SIGINT/SIGTERM/SIGHUP while it exists (see
+// InstallTempFileCleanupHandlers), the temp file is removed: no partial file is ever left
+// under the final name.
 class AtomicFile {
  public:
   enum class Overwrite { kNo, kYes };
