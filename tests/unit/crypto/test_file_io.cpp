@@ -346,16 +346,22 @@ TEST_CASE("temp registry: a reader never sees a path torn by slot reuse", "[cryp
 // SIGTERM while other threads keep creating temp files: they run on during the handler, so
 // without the creation gate a thread could create a file after the scan passed its slot.
 // Two threads create, write and abort temp files in a loop; the child is killed at a random
-// moment, 30 times. Without StopTempCreationForSignal in the handler, 14 to 20 rounds of 30
+// moment, 30 times. Without StopTempCreationForSignal in the handler, 23 to 26 rounds of 30
 // left temp files behind (3 runs).
 TEST_CASE("atomic file: SIGTERM during concurrent creation leaves no temp file", "[crypto]") {
   TempDir dir;
   std::mt19937 rng(12345);
   int rounds_with_leftovers = 0;
   for (int round = 0; round < 30; ++round) {
+    // The child says when its handlers are installed and its threads started: a SIGTERM
+    // before that would meet Catch2's own handler (which allocates, and can deadlock in a
+    // child still inside fork) instead of ours.
+    int ready[2];
+    REQUIRE(pipe(ready) == 0);
     const pid_t pid = fork();
     REQUIRE(pid >= 0);
     if (pid == 0) {
+      close(ready[0]);
       keyhold::InstallTempFileCleanupHandlers();
       auto work = [&dir](int id) {
         for (unsigned n = 0;; ++n) {
@@ -368,11 +374,19 @@ TEST_CASE("atomic file: SIGTERM during concurrent creation leaves no temp file",
       };
       std::thread a(work, 0);
       std::thread b(work, 1);
+      const char byte = 1;
+      if (write(ready[1], &byte, 1) != 1) _exit(4);
       a.join();  // never returns: the signal ends the process
       b.join();
       _exit(3);
     }
-    std::this_thread::sleep_for(std::chrono::microseconds(2000 + rng() % 20000));
+    close(ready[1]);
+    char byte = 0;
+    const bool child_ready = read(ready[0], &byte, 1) == 1;
+    close(ready[0]);
+    if (!child_ready) kill(pid, SIGKILL);
+    REQUIRE(child_ready);
+    std::this_thread::sleep_for(std::chrono::microseconds(500 + rng() % 20000));
     REQUIRE(kill(pid, SIGTERM) == 0);
     int status = 0;
     REQUIRE(waitpid(pid, &status, 0) == pid);
