@@ -78,11 +78,11 @@ expect_code 7; expect_error_format; expect_err "bucket"; expect_no_file out.bin
 
 # --- tampering ---------------------------------------------------------------------------
 cp data.bin.kh tampered.kh
-printf '\x01' | dd of=tampered.kh bs=1 seek=30000 conv=notrunc status=none
+flip_byte tampered.kh 30000
 kh --passphrase-file pass decrypt -o t.out tampered.kh
 expect_code 3; expect_error_format; expect_no_file t.out; expect_no_temp .
 cp data.bin.kh tampered2.kh
-printf 'X' | dd of=tampered2.kh bs=1 seek=12 conv=notrunc status=none
+flip_byte tampered2.kh 12
 kh --passphrase-file pass decrypt -o t2.out tampered2.kh
 expect_true '[ "$CODE" -eq 3 ] || [ "$CODE" -eq 4 ]'; expect_no_file t2.out
 head -c 100 /dev/urandom > garbage.kh

@@ -35,6 +35,17 @@ kh_in() {
   ERR=$(cat "$T/.err")
 }
 
+# flip_byte FILE OFFSET: inverts every bit of one byte in place. Writing a fixed value
+# instead would leave the file unchanged whenever the byte already held it (1 run in 256 for
+# a random byte: a tamper test that sometimes tampers with nothing).
+flip_byte() {
+  local b
+  b=$(od -An -tu1 -j "$2" -N1 "$1" | tr -d ' ')
+  [ -n "$b" ] || { echo "flip_byte: $1 has no byte at offset $2" >&2; exit 1; }
+  # shellcheck disable=SC2059
+  printf "\\$(printf '%03o' $((b ^ 255)))" | dd of="$1" bs=1 seek="$2" conv=notrunc status=none
+}
+
 fail() {
   FAILS=$((FAILS + 1))
   printf 'FAIL [%s:%s] %s\n' "$(basename "$0")" "${BASH_LINENO[1]}" "$*"
