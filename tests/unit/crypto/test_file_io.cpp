@@ -237,7 +237,7 @@ TEST_CASE("atomic file: a fatal signal removes live temp files", "[crypto]") {
 }
 
 namespace registry_test {
-volatile int spin_sink = 0;
+volatile unsigned spin_sink = 0;
 
 std::vector<std::string> Registered() {
   std::vector<std::string> out;
@@ -302,7 +302,7 @@ TEST_CASE("temp registry: a reader never sees a path torn by slot reuse", "[cryp
       for (const std::string* p : {&path_a, &path_b}) {
         const int slot = RegisterTemp(*p);
         // Published for about as long as the fill took, so the reader often copies it.
-        for (int k = 0; k < 2000; ++k) registry_test::spin_sink = registry_test::spin_sink + k;
+        for (unsigned k = 0; k < 2000; ++k) registry_test::spin_sink = registry_test::spin_sink + k;
         UnregisterTemp(slot);
       }
     }
