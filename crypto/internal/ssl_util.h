@@ -4,7 +4,6 @@
 
 #include <openssl/err.h>
 #include <openssl/evp.h>
-#include <openssl/kdf.h>
 
 #include <memory>
 #include <string>
@@ -22,7 +21,6 @@ using EvpCipherCtxPtr =
     std::unique_ptr<EVP_CIPHER_CTX, SslDeleter<EVP_CIPHER_CTX, EVP_CIPHER_CTX_free>>;
 using EvpMdCtxPtr = std::unique_ptr<EVP_MD_CTX, SslDeleter<EVP_MD_CTX, EVP_MD_CTX_free>>;
 using EvpMacCtxPtr = std::unique_ptr<EVP_MAC_CTX, SslDeleter<EVP_MAC_CTX, EVP_MAC_CTX_free>>;
-using EvpKdfCtxPtr = std::unique_ptr<EVP_KDF_CTX, SslDeleter<EVP_KDF_CTX, EVP_KDF_CTX_free>>;
 
 // Drains OpenSSL's thread-local error queue into one string (for internal errors only; never
 // shown for authentication failures, which stay opaque).

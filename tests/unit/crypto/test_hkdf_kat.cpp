@@ -1,7 +1,14 @@
 // HKDF-SHA-256/512 against Project Wycheproof and RFC 5869.
+#include <openssl/core_names.h>
+#include <openssl/kdf.h>
+#include <openssl/params.h>
+
 #include <catch2/catch.hpp>
+#include <cstring>
 #include <iostream>
+#include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "kat_util.h"
@@ -122,4 +129,92 @@ TEST_CASE("hkdf length and prk bounds", "[crypto]") {
     REQUIRE(full.ok());
     CHECK(full->size() == max);
   }
+}
+
+namespace {
+
+// OpenSSL's own HKDF (EVP_KDF "HKDF", extract-and-expand), the oracle for the differential
+// test below: keyhold computes HKDF over OpenSSL's HMAC (crypto/src/hash.cpp).
+std::vector<uint8_t> OpensslHkdf(HashAlg alg, const std::vector<uint8_t>& ikm,
+                                 const std::vector<uint8_t>& salt, const std::vector<uint8_t>& info,
+                                 size_t length) {
+  EVP_KDF* kdf = EVP_KDF_fetch(nullptr, "HKDF", nullptr);
+  REQUIRE(kdf != nullptr);
+  EVP_KDF_CTX* ctx = EVP_KDF_CTX_new(kdf);
+  EVP_KDF_free(kdf);
+  REQUIRE(ctx != nullptr);
+  char digest[8];
+  std::strcpy(digest, alg == HashAlg::kSha256 ? "SHA256" : "SHA512");
+  static uint8_t empty[1] = {0};
+  auto ptr = [](const std::vector<uint8_t>& v) {
+    return v.empty() ? empty : const_cast<uint8_t*>(v.data());
+  };
+  OSSL_PARAM params[5] = {
+      OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, digest, 0),
+      OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, ptr(ikm), ikm.size()),
+      OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT, ptr(salt), salt.size()),
+      OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, ptr(info), info.size()),
+      OSSL_PARAM_construct_end()};
+  std::vector<uint8_t> out(length);
+  const int rc = EVP_KDF_derive(ctx, out.data(), out.size(), params);
+  EVP_KDF_CTX_free(ctx);
+  REQUIRE(rc == 1);
+  return out;
+}
+
+std::vector<uint8_t> RandomVector(std::mt19937& rng, size_t n) {
+  std::vector<uint8_t> v(n);
+  for (auto& b : v) b = static_cast<uint8_t>(rng());
+  return v;
+}
+
+}  // namespace
+
+TEST_CASE("hkdf equals openssl's EVP_KDF on random inputs and every length class", "[crypto]") {
+  std::mt19937 rng(5869);
+  for (HashAlg alg : {HashAlg::kSha256, HashAlg::kSha512}) {
+    const size_t h = HashSize(alg);
+    // Around each block boundary, the two ends of the range, and random lengths.
+    std::vector<size_t> lengths = {1,     h - 1,     h,           h + 1,  2 * h - 1,
+                                   2 * h, 2 * h + 1, 254 * h + 1, 255 * h};
+    for (int k = 0; k < 40; ++k) lengths.push_back(1 + rng() % (255 * h));
+    // Salts: none, short, exactly the hash's block size (64 / 128) and longer (HMAC hashes
+    // a key longer than its block).
+    const size_t block = alg == HashAlg::kSha256 ? 64 : 128;
+    std::vector<size_t> salt_sizes = {0, 1, 16, h, block, block + 1, 200};
+    size_t n = 0;
+    for (size_t length : lengths) {
+      const size_t salt_size = salt_sizes[n++ % salt_sizes.size()];
+      const auto ikm = RandomVector(rng, rng() % 100);
+      const auto salt = RandomVector(rng, salt_size);
+      const auto info = RandomVector(rng, rng() % 3 == 0 ? 0 : rng() % 300);
+      INFO("hash " << h << " length " << length << " ikm " << ikm.size() << " salt " << salt.size()
+                   << " info " << info.size());
+      auto okm = keyhold::Hkdf(alg, ikm, salt, info, length);
+      REQUIRE(okm.ok());
+      CHECK(Bytes(*okm) == OpensslHkdf(alg, ikm, salt, info, length));
+    }
+  }
+}
+
+TEST_CASE("hkdf and hmac give the same results from several threads at once", "[crypto]") {
+  // The HMAC contexts are copies of one shared, keyless template per hash.
+  const std::vector<uint8_t> ikm(22, 0x0b);
+  auto salt = keyhold::HexDecode("000102030405060708090a0b0c");
+  auto info = keyhold::HexDecode("f0f1f2f3f4f5f6f7f8f9");
+  auto want = keyhold::HexDecode(
+      "3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf34007208d5b887185865");
+  REQUIRE((salt.ok() && info.ok() && want.ok()));
+  std::vector<int> mismatches(4, 0);
+  std::vector<std::thread> threads;
+  for (size_t t = 0; t < mismatches.size(); ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 500; ++i) {
+        auto okm = keyhold::Hkdf(HashAlg::kSha256, ikm, *salt, *info, 42);
+        if (!okm.ok() || Bytes(*okm) != *want) ++mismatches[t];
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  CHECK(mismatches == std::vector<int>(4, 0));
 }
