@@ -28,13 +28,23 @@ Status Walk(const fs::path& dir, const fs::path& rel, bool skip_sidecars, Expans
   std::sort(entries.begin(), entries.end(),
             [](const auto& a, const auto& b) { return a.path() < b.path(); });
   for (const auto& e : entries) {
-    auto st = e.symlink_status(ec);
+    // The entry's type as readdir(3) reported it (d_type, cached in the entry): no stat per
+    // entry. Only on a file system that reports no type do these calls stat the path. The
+    // type is a snapshot either way, as a stat was; the input is opened later by name.
+    fs::file_type type = fs::file_type::unknown;
+    if (e.is_symlink(ec)) {
+      type = fs::file_type::symlink;
+    } else if (!ec && e.is_directory(ec)) {
+      type = fs::file_type::directory;
+    } else if (!ec && e.is_regular_file(ec)) {
+      type = fs::file_type::regular;
+    }
     if (ec) return Error(ErrorCode::kIo, e.path().string() + ": " + ec.message());
-    if (fs::is_symlink(st)) {
+    if (type == fs::file_type::symlink) {
       out.skipped.push_back(e.path().string() + " (symbolic link, not followed)");
-    } else if (fs::is_directory(st)) {
+    } else if (type == fs::file_type::directory) {
       KH_RETURN_IF_ERROR(Walk(e.path(), rel / e.path().filename(), skip_sidecars, out));
-    } else if (fs::is_regular_file(st)) {
+    } else if (type == fs::file_type::regular) {
       const std::string name = e.path().string();
       // Our own temp files from an interrupted run are not inputs.
       if (e.path().filename().string().find(".kh-tmp-") != std::string::npos) continue;

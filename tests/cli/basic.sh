@@ -154,6 +154,17 @@ expect_code 0
 check; diff -r tree dec >/dev/null || fail "tree round trip differs"
 kh --passphrase-file pass encrypt -k backups tree/a/1.txt tree/a/b/2.txt
 expect_code 2; expect_err "-O DIR"
+# The walk takes regular files and directories only: links (to a file or a directory) and a
+# FIFO are named as skipped and never followed or read.
+mkdir -p mixed/sub outside && echo in > mixed/sub/f && echo secret > outside/s
+ln -s "$T/outside/s" mixed/link-to-file && ln -s "$T/outside" mixed/link-to-dir
+mkfifo mixed/fifo
+kh --passphrase-file pass encrypt -k backups -O mixedenc mixed
+expect_code 0; expect_err "encrypted 1 file(s)"; expect_file mixedenc/sub/f.kh
+expect_err "skipped mixed/link-to-file (symbolic link, not followed)"
+expect_err "skipped mixed/link-to-dir (symbolic link, not followed)"
+expect_err "skipped mixed/fifo (not a regular file)"
+check; [ "$(find mixedenc -type f | wc -l)" -eq 1 ] || fail "the walk followed a link or read the FIFO"
 # A bigger tree goes through the parallel workers and batched commits: every file appears,
 # complete, and an output that exists fails alone (exit 9), never overwritten, no temp left.
 mkdir -p big/x big/y
