@@ -47,8 +47,7 @@ Result<UniqueFd> OpenRegular(const std::string& path, Follow follow, struct stat
   int fd = open(path.c_str(), flags);
   if (fd < 0) {
     if (errno == ELOOP) {
-      return Error(ErrorCode::kInvalidArgument,
-                   path + ": is a symbolic link; refusing to rewrite through it",
+      return Error(ErrorCode::kInvalidArgument, path + ": is a symbolic link; not followed",
                    "run the command on the link's target");
     }
     return OpenError(path, errno);
@@ -59,8 +58,9 @@ Result<UniqueFd> OpenRegular(const std::string& path, Follow follow, struct stat
   if (!S_ISREG(st->st_mode)) {
     return Error(ErrorCode::kInvalidArgument, path + ": not a regular file");
   }
-  int fl = fcntl(fd, F_GETFL);
-  if (fl >= 0) fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+  // O_NONBLOCK was for the open only. F_SETFL sets the status flags, of which this open set
+  // none but O_NONBLOCK (the access mode and O_CLOEXEC / O_NOFOLLOW are not status flags).
+  if (fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) != 0) return OpenError(path, errno);
   return owned;
 }
 
@@ -195,7 +195,10 @@ Result<ObjectLocation> InterruptedReencryptPayload(const ObjectLocation& loc,
 
 Result<cobblestone::StreamStats> EncryptOne(const envelope::EncryptParams& params,
                                             const EncryptRequest& request) {
-  KH_ASSIGN_OR_RETURN(UniqueFd in, OpenInput(request.input));
+  struct stat st;
+  KH_ASSIGN_OR_RETURN(UniqueFd in, request.walked
+                                       ? OpenRegular(request.input, Follow::kNoSymlinks, &st)
+                                       : OpenInput(request.input));
   cobblestone::FdSource source(in.get());
   const auto overwrite = request.force ? AtomicFile::Overwrite::kYes : AtomicFile::Overwrite::kNo;
 
@@ -276,8 +279,10 @@ Result<cobblestone::StreamStats> EncryptOne(const envelope::EncryptParams& param
 Result<DecryptOutcome> DecryptOne(const DecryptRequest& request, const envelope::Keyring& keyring) {
   DecryptOutcome outcome;
   struct stat st;
-  const bool stream = IsStdio(request.input) || (stat(request.input.c_str(), &st) == 0 &&
-                                                 !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode));
+  // A walked input is an object file or nothing: never read as a stream, never through a link.
+  const bool stream =
+      !request.walked && (IsStdio(request.input) || (stat(request.input.c_str(), &st) == 0 &&
+                                                     !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode)));
   // One open: the header and the payload come from the same file (or stream).
   ObjectLocation loc;
   if (stream) {
@@ -286,7 +291,8 @@ Result<DecryptOutcome> DecryptOne(const DecryptRequest& request, const envelope:
     cobblestone::FdSource src(loc.fd.get());
     KH_ASSIGN_OR_RETURN(loc.header_bytes, envelope::ReadHeaderBytes(src));
   } else {
-    KH_ASSIGN_OR_RETURN(loc, LocateObject(request.input));
+    KH_ASSIGN_OR_RETURN(
+        loc, LocateObject(request.input, request.walked ? Follow::kNoSymlinks : Follow::kSymlinks));
   }
   KH_ASSIGN_OR_RETURN(envelope::OpenedHeader opened,
                       envelope::OpenHeader(loc.header_bytes, keyring, request.expected));

@@ -74,6 +74,7 @@ struct EncryptRequest {
   std::string output;  // "-" or empty: stdout
   bool detached = false;
   bool force = false;
+  bool walked = false;  // the input came from a directory walk (InputFile::walked)
   // Named outputs only: when set, the written files are handed to `batch` instead of being
   // committed one by one, and `on_commit` reports when they are in place (or failed).
   AtomicBatch* batch = nullptr;
@@ -86,6 +87,7 @@ struct DecryptRequest {
   std::string input;
   std::string output;
   bool force = false;
+  bool walked = false;  // as in EncryptRequest
   envelope::EncryptionContext expected;
   unsigned threads = 0;
   AtomicBatch* batch = nullptr;  // as in EncryptRequest

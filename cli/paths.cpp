@@ -1,11 +1,16 @@
 #include "paths.h"
 
+#include <dirent.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <memory>
+#include <string_view>
 #include <unordered_map>
 
 #include "keyhold/crypto/file_io.h"
@@ -18,43 +23,80 @@ namespace {
 // `rel` is `dir` relative to the directory named on the command line, built during the walk
 // (fs::relative would canonicalize both paths: a getcwd and a readlink per path component,
 // for every file of the tree).
-Status Walk(const fs::path& dir, const fs::path& rel, bool skip_sidecars, Expansion& out) {
-  std::error_code ec;
-  std::vector<fs::directory_entry> entries;
-  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
-    entries.push_back(*it);
+struct DirCloser {
+  void operator()(DIR* d) const { closedir(d); }
+};
+
+// Lists `dir`, sorted by name, with each entry's type from readdir's d_type: no stat per
+// entry, except on a file system that reports no type (DT_UNKNOWN), where one lstat of the
+// entry (fstatat, AT_SYMLINK_NOFOLLOW) gives it. The directory is closed before the caller
+// recurses, so a deep tree holds one descriptor at a time. `follow` is for the directory
+// named on the command line only; a subdirectory replaced by a link after its parent was
+// listed is refused (O_NOFOLLOW), never walked.
+struct DirEntry {
+  std::string name;
+  unsigned char type;  // DT_REG, DT_DIR, DT_LNK, ...
+};
+Result<std::vector<DirEntry>> ListDir(const std::string& dir, bool follow) {
+  const int flags = O_RDONLY | O_DIRECTORY | O_CLOEXEC | (follow ? 0 : O_NOFOLLOW);
+  const int fd = open(dir.c_str(), flags);
+  if (fd < 0) return Error(ErrorCode::kIo, dir + ": " + std::strerror(errno));
+  std::unique_ptr<DIR, DirCloser> d(fdopendir(fd));
+  if (!d) {
+    const int e = errno;
+    close(fd);
+    return Error(ErrorCode::kIo, dir + ": " + std::strerror(e));
   }
-  if (ec) return Error(ErrorCode::kIo, dir.string() + ": " + ec.message());
-  std::sort(entries.begin(), entries.end(),
-            [](const auto& a, const auto& b) { return a.path() < b.path(); });
-  for (const auto& e : entries) {
-    // The entry's type as readdir(3) reported it (d_type, cached in the entry): no stat per
-    // entry. Only on a file system that reports no type do these calls stat the path. The
-    // type is a snapshot either way, as a stat was; the input is opened later by name.
-    fs::file_type type = fs::file_type::unknown;
-    if (e.is_symlink(ec)) {
-      type = fs::file_type::symlink;
-    } else if (!ec && e.is_directory(ec)) {
-      type = fs::file_type::directory;
-    } else if (!ec && e.is_regular_file(ec)) {
-      type = fs::file_type::regular;
+  std::vector<DirEntry> entries;
+  for (;;) {
+    errno = 0;
+    const dirent* de = readdir(d.get());
+    if (de == nullptr) {
+      if (errno != 0) return Error(ErrorCode::kIo, dir + ": " + std::strerror(errno));
+      break;
     }
-    if (ec) return Error(ErrorCode::kIo, e.path().string() + ": " + ec.message());
-    if (type == fs::file_type::symlink) {
-      out.skipped.push_back(e.path().string() + " (symbolic link, not followed)");
-    } else if (type == fs::file_type::directory) {
-      KH_RETURN_IF_ERROR(Walk(e.path(), rel / e.path().filename(), skip_sidecars, out));
-    } else if (type == fs::file_type::regular) {
-      const std::string name = e.path().string();
+    const std::string_view name = de->d_name;
+    if (name == "." || name == "..") continue;
+    unsigned char type = de->d_type;
+    if (type == DT_UNKNOWN) {
+      struct stat st;
+      if (fstatat(dirfd(d.get()), de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+        return Error(ErrorCode::kIo,
+                     (fs::path(dir) / de->d_name).string() + ": " + std::strerror(errno));
+      }
+      type = S_ISREG(st.st_mode)   ? DT_REG
+             : S_ISDIR(st.st_mode) ? DT_DIR
+             : S_ISLNK(st.st_mode) ? DT_LNK
+                                   : DT_UNKNOWN;
+    }
+    entries.push_back({std::string(name), type});
+  }
+  std::sort(entries.begin(), entries.end(),
+            [](const DirEntry& a, const DirEntry& b) { return a.name < b.name; });
+  return entries;
+}
+
+Status Walk(const std::string& dir, const fs::path& rel, bool follow, bool skip_sidecars,
+            Expansion& out) {
+  KH_ASSIGN_OR_RETURN(std::vector<DirEntry> entries, ListDir(dir, follow));
+  for (const DirEntry& e : entries) {
+    const std::string path = (fs::path(dir) / e.name).string();  // as directory_iterator did
+    if (e.type == DT_LNK) {
+      out.skipped.push_back(path + " (symbolic link, not followed)");
+    } else if (e.type == DT_DIR) {
+      KH_RETURN_IF_ERROR(Walk(path, rel / e.name, /*follow=*/false, skip_sidecars, out));
+    } else if (e.type == DT_REG) {
       // Our own temp files from an interrupted run are not inputs.
-      if (e.path().filename().string().find(".kh-tmp-") != std::string::npos) continue;
-      if (skip_sidecars && name.size() > 4 && name.compare(name.size() - 4, 4, ".hdr") == 0 &&
-          fs::exists(name.substr(0, name.size() - 4))) {
+      if (e.name.find(".kh-tmp-") != std::string::npos) continue;
+      if (skip_sidecars && path.size() > 4 && path.compare(path.size() - 4, 4, ".hdr") == 0 &&
+          fs::exists(path.substr(0, path.size() - 4))) {
         continue;
       }
-      out.files.push_back({name, (rel / e.path().filename()).string()});
+      // The type is a snapshot: the file is opened later without following a link or
+      // waiting on a FIFO, and must still be a regular file (InputFile::walked).
+      out.files.push_back({path, (rel / e.name).string(), /*walked=*/true});
     } else {
-      out.skipped.push_back(e.path().string() + " (not a regular file)");
+      out.skipped.push_back(path + " (not a regular file)");
     }
   }
   return {};
@@ -76,7 +118,7 @@ Result<Expansion> ExpandInputs(const std::vector<std::string>& inputs, bool skip
     }
     if (S_ISDIR(st.st_mode)) {
       out.had_directory = true;
-      KH_RETURN_IF_ERROR(Walk(fs::path(in), fs::path(), skip_sidecars, out));
+      KH_RETURN_IF_ERROR(Walk(in, fs::path(), /*follow=*/true, skip_sidecars, out));
     } else {
       out.files.push_back({in, fs::path(in).filename().string()});
     }

@@ -17,6 +17,10 @@ struct InputFile {
   std::string path;      // as opened
   std::string relative;  // path relative to the directory given on the command line, or the
                          // base name for a file given directly
+  // Found by walking a directory as a regular file. It is opened without following a link
+  // or waiting on a FIFO, and refused unless it is still a regular file (it may have been
+  // replaced since). A file named on the command line may be any stream (a FIFO, /dev/fd/N).
+  bool walked = false;
 };
 
 // Expands files and directories (recursively, in sorted order, not following symbolic links;
