@@ -60,7 +60,11 @@ const EVP_MAC_CTX* HmacTemplate(HashAlg alg) {
 Result<internal::EvpMacCtxPtr> NewKeyedHmac(HashAlg alg, std::span<const uint8_t> key) {
   if (key.empty()) return Error(ErrorCode::kInvalidArgument, "hmac key must not be empty");
   const EVP_MAC_CTX* tmpl = HmacTemplate(alg);
-  if (tmpl == nullptr) return internal::SslError("HMAC context for the digest");
+  if (tmpl == nullptr) {
+    // Made once per process; OpenSSL's reason went with the first caller's error queue.
+    return Error(ErrorCode::kInternal, std::string("OpenSSL has no HMAC-") + MdName(alg) +
+                                           " (is its default provider available?)");
+  }
   internal::EvpMacCtxPtr ctx(EVP_MAC_CTX_dup(tmpl));
   if (!ctx) return internal::SslError("EVP_MAC_CTX_dup(HMAC)");
   if (EVP_MAC_init(ctx.get(), key.data(), key.size(), nullptr) != 1) {

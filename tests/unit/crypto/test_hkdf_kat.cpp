@@ -198,23 +198,49 @@ TEST_CASE("hkdf equals openssl's EVP_KDF on random inputs and every length class
 }
 
 TEST_CASE("hkdf and hmac give the same results from several threads at once", "[crypto]") {
-  // The HMAC contexts are copies of one shared, keyless template per hash.
-  const std::vector<uint8_t> ikm(22, 0x0b);
-  auto salt = keyhold::HexDecode("000102030405060708090a0b0c");
-  auto info = keyhold::HexDecode("f0f1f2f3f4f5f6f7f8f9");
-  auto want = keyhold::HexDecode(
-      "3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf34007208d5b887185865");
-  REQUIRE((salt.ok() && info.ok() && want.ok()));
-  std::vector<int> mismatches(4, 0);
+  // Every HMAC context is a copy of one shared, keyless template per hash. Each thread has
+  // its own inputs (so a key leaking from one thread's context into another's would show),
+  // and every answer is computed beforehand on this thread alone.
+  constexpr int kThreads = 4, kRounds = 300;
+  struct Case {
+    HashAlg alg;
+    std::vector<uint8_t> ikm, salt, info, key, data;
+    size_t length;
+    std::vector<uint8_t> okm, tag;
+  };
+  std::mt19937 rng(2104);
+  std::vector<Case> cases;
+  for (int t = 0; t < kThreads; ++t) {
+    Case c;
+    c.alg = t % 2 == 0 ? HashAlg::kSha256 : HashAlg::kSha512;
+    c.ikm = RandomVector(rng, 32);
+    c.salt = RandomVector(rng, 16 + t);
+    c.info = RandomVector(rng, 10);
+    c.key = RandomVector(rng, 20 + t);
+    c.data = RandomVector(rng, 100);
+    c.length = 3 * HashSize(c.alg) + 5;  // several blocks, the last one partial
+    auto okm = keyhold::Hkdf(c.alg, c.ikm, c.salt, c.info, c.length);
+    auto tag = keyhold::HmacCompute(c.alg, c.key, c.data);
+    REQUIRE((okm.ok() && tag.ok()));
+    c.okm = Bytes(*okm);
+    c.tag = *tag;
+    CHECK(c.okm == OpensslHkdf(c.alg, c.ikm, c.salt, c.info, c.length));
+    cases.push_back(std::move(c));
+  }
+  std::vector<int> mismatches(kThreads, 0);
   std::vector<std::thread> threads;
-  for (size_t t = 0; t < mismatches.size(); ++t) {
+  for (int t = 0; t < kThreads; ++t) {
     threads.emplace_back([&, t] {
-      for (int i = 0; i < 500; ++i) {
-        auto okm = keyhold::Hkdf(HashAlg::kSha256, ikm, *salt, *info, 42);
-        if (!okm.ok() || Bytes(*okm) != *want) ++mismatches[t];
+      const Case& c = cases[static_cast<size_t>(t)];
+      for (int i = 0; i < kRounds; ++i) {
+        auto okm = keyhold::Hkdf(c.alg, c.ikm, c.salt, c.info, c.length);
+        auto tag = keyhold::HmacCompute(c.alg, c.key, c.data);
+        if (!okm.ok() || Bytes(*okm) != c.okm || !tag.ok() || *tag != c.tag) {
+          ++mismatches[static_cast<size_t>(t)];
+        }
       }
     });
   }
   for (auto& th : threads) th.join();
-  CHECK(mismatches == std::vector<int>(4, 0));
+  CHECK(mismatches == std::vector<int>(kThreads, 0));
 }
