@@ -46,7 +46,7 @@ Result<UniqueFd> OpenRegular(const std::string& path, Follow follow, struct stat
   if (follow == Follow::kNoSymlinks) flags |= O_NOFOLLOW;
   int fd = open(path.c_str(), flags);
   if (fd < 0) {
-    if (errno == ELOOP) {
+    if (errno == ELOOP && follow == Follow::kNoSymlinks) {
       return Error(ErrorCode::kInvalidArgument, path + ": is a symbolic link; not followed",
                    "run the command on the link's target");
     }

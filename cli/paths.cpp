@@ -10,6 +10,7 @@
 #include <cstring>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <string_view>
 #include <unordered_map>
 
@@ -20,39 +21,50 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// `rel` is `dir` relative to the directory named on the command line, built during the walk
-// (fs::relative would canonicalize both paths: a getcwd and a readlink per path component,
-// for every file of the tree).
 struct DirCloser {
   void operator()(DIR* d) const { closedir(d); }
 };
+
+struct DirEntry {
+  std::string name;
+  unsigned char type;  // DT_REG, DT_DIR, DT_LNK, other DT_ values, or kVanished
+};
+// An entry that was gone when its type had to be looked up (DT_UNKNOWN, then ENOENT).
+constexpr unsigned char kVanished = 0xff;
+
+Error WalkError(const std::string& path, int err) {
+  return Error(ErrorCode::kIo, path + ": " + std::strerror(err));
+}
 
 // Lists `dir`, sorted by name, with each entry's type from readdir's d_type: no stat per
 // entry, except on a file system that reports no type (DT_UNKNOWN), where one lstat of the
 // entry (fstatat, AT_SYMLINK_NOFOLLOW) gives it. The directory is closed before the caller
 // recurses, so a deep tree holds one descriptor at a time. `follow` is for the directory
-// named on the command line only; a subdirectory replaced by a link after its parent was
-// listed is refused (O_NOFOLLOW), never walked.
-struct DirEntry {
-  std::string name;
-  unsigned char type;  // DT_REG, DT_DIR, DT_LNK, ...
-};
-Result<std::vector<DirEntry>> ListDir(const std::string& dir, bool follow) {
+// named on the command line only. A subdirectory that is no longer a directory when it is
+// opened (replaced by a link, O_NOFOLLOW, or by a file, or removed) gives nullopt: the
+// caller reports it as skipped and walks on.
+Result<std::optional<std::vector<DirEntry>>> ListDir(const std::string& dir, bool follow) {
   const int flags = O_RDONLY | O_DIRECTORY | O_CLOEXEC | (follow ? 0 : O_NOFOLLOW);
   const int fd = open(dir.c_str(), flags);
-  if (fd < 0) return Error(ErrorCode::kIo, dir + ": " + std::strerror(errno));
+  if (fd < 0) {
+    const int e = errno;
+    if (!follow && (e == ELOOP || e == ENOTDIR || e == ENOENT)) {
+      return std::optional<std::vector<DirEntry>>();
+    }
+    return WalkError(dir, e);
+  }
   std::unique_ptr<DIR, DirCloser> d(fdopendir(fd));
   if (!d) {
     const int e = errno;
     close(fd);
-    return Error(ErrorCode::kIo, dir + ": " + std::strerror(e));
+    return WalkError(dir, e);
   }
   std::vector<DirEntry> entries;
   for (;;) {
     errno = 0;
     const dirent* de = readdir(d.get());
     if (de == nullptr) {
-      if (errno != 0) return Error(ErrorCode::kIo, dir + ": " + std::strerror(errno));
+      if (errno != 0) return WalkError(dir, errno);
       break;
     }
     const std::string_view name = de->d_name;
@@ -61,24 +73,40 @@ Result<std::vector<DirEntry>> ListDir(const std::string& dir, bool follow) {
     if (type == DT_UNKNOWN) {
       struct stat st;
       if (fstatat(dirfd(d.get()), de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
-        return Error(ErrorCode::kIo,
-                     (fs::path(dir) / de->d_name).string() + ": " + std::strerror(errno));
+        const int e = errno;
+        if (e != ENOENT) return WalkError((fs::path(dir) / de->d_name).string(), e);
+        type = kVanished;
+      } else {
+        type = S_ISREG(st.st_mode)   ? DT_REG
+               : S_ISDIR(st.st_mode) ? DT_DIR
+               : S_ISLNK(st.st_mode) ? DT_LNK
+                                     : DT_UNKNOWN;
       }
-      type = S_ISREG(st.st_mode)   ? DT_REG
-             : S_ISDIR(st.st_mode) ? DT_DIR
-             : S_ISLNK(st.st_mode) ? DT_LNK
-                                   : DT_UNKNOWN;
     }
     entries.push_back({std::string(name), type});
   }
   std::sort(entries.begin(), entries.end(),
             [](const DirEntry& a, const DirEntry& b) { return a.name < b.name; });
-  return entries;
+  return std::optional<std::vector<DirEntry>>(std::move(entries));
 }
 
+// `rel` is `dir` relative to the directory named on the command line, built during the walk
+// (fs::relative would canonicalize both paths: a getcwd and a readlink per path component,
+// for every file of the tree).
 Status Walk(const std::string& dir, const fs::path& rel, bool follow, bool skip_sidecars,
             Expansion& out) {
-  KH_ASSIGN_OR_RETURN(std::vector<DirEntry> entries, ListDir(dir, follow));
+  KH_ASSIGN_OR_RETURN(std::optional<std::vector<DirEntry>> listed, ListDir(dir, follow));
+  if (!listed) {
+    out.skipped.push_back(dir + " (changed during the walk, not read)");
+    return {};
+  }
+  const std::vector<DirEntry>& entries = *listed;
+  // Whether this directory lists `name` (of any type): the listing is sorted by name.
+  auto listed_name = [&](std::string_view name) {
+    auto it = std::lower_bound(entries.begin(), entries.end(), name,
+                               [](const DirEntry& e, std::string_view n) { return e.name < n; });
+    return it != entries.end() && it->name == name;
+  };
   for (const DirEntry& e : entries) {
     const std::string path = (fs::path(dir) / e.name).string();  // as directory_iterator did
     if (e.type == DT_LNK) {
@@ -88,13 +116,18 @@ Status Walk(const std::string& dir, const fs::path& rel, bool follow, bool skip_
     } else if (e.type == DT_REG) {
       // Our own temp files from an interrupted run are not inputs.
       if (e.name.find(".kh-tmp-") != std::string::npos) continue;
-      if (skip_sidecars && path.size() > 4 && path.compare(path.size() - 4, 4, ".hdr") == 0 &&
-          fs::exists(path.substr(0, path.size() - 4))) {
+      // The header of a detached object NAME is NAME.hdr beside it: not an object of its own.
+      // Decided from the listing, without a stat that a planted link loop could fail.
+      const std::string_view n = e.name;
+      if (skip_sidecars && n.size() > 4 && n.substr(n.size() - 4) == ".hdr" &&
+          listed_name(n.substr(0, n.size() - 4))) {
         continue;
       }
       // The type is a snapshot: the file is opened later without following a link or
       // waiting on a FIFO, and must still be a regular file (InputFile::walked).
       out.files.push_back({path, (rel / e.name).string(), /*walked=*/true});
+    } else if (e.type == kVanished) {
+      out.skipped.push_back(path + " (removed during the walk)");
     } else {
       out.skipped.push_back(path + " (not a regular file)");
     }
