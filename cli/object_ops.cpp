@@ -40,12 +40,22 @@ Result<UniqueFd> OpenInput(const std::string& path) {
   return owned;
 }
 
-// Opens a regular file without blocking on a FIFO or device planted under that name.
-Result<UniqueFd> OpenRegular(const std::string& path, Follow follow, struct stat* st) {
+// Opens a regular file without blocking on a FIFO or device planted under that name. A walked
+// file (`walked` with a root) is opened as its relative path beneath the root, following no
+// link in any component; `path` then only names it in messages.
+Result<UniqueFd> OpenRegular(const std::string& path, Follow follow, struct stat* st,
+                             const WalkedPath& walked = {}) {
   int flags = O_RDONLY | O_CLOEXEC | O_NONBLOCK;
-  if (follow == Follow::kNoSymlinks) flags |= O_NOFOLLOW;
-  int fd = open(path.c_str(), flags);
+  if (follow == Follow::kNoSymlinks || walked.root != nullptr) flags |= O_NOFOLLOW;
+  int fd = walked.root != nullptr ? OpenBeneath(walked.root->fd.get(), walked.relative, flags)
+                                  : open(path.c_str(), flags);
   if (fd < 0) {
+    if (errno == ELOOP && walked.root != nullptr) {
+      return Error(ErrorCode::kInvalidArgument,
+                   path +
+                       ": it, or a directory above it in the tree, is now a symbolic link;"
+                       " not followed");
+    }
     if (errno == ELOOP && follow == Follow::kNoSymlinks) {
       return Error(ErrorCode::kInvalidArgument, path + ": is a symbolic link; not followed",
                    "run the command on the link's target");
@@ -94,16 +104,27 @@ std::string DescribeStanza(const envelope::Stanza& stanza) {
   return "unknown stanza kind " + std::to_string(std::get<envelope::UnknownStanza>(stanza).kind);
 }
 
-Result<ObjectLocation> LocateObject(const std::string& path, Follow follow) {
+Result<ObjectLocation> LocateObject(const std::string& path, Follow follow,
+                                    const WalkedPath& walked) {
   ObjectLocation loc;
   loc.path = path;
   struct stat st;
-  KH_ASSIGN_OR_RETURN(loc.fd, OpenRegular(path, follow, &st));
+  KH_ASSIGN_OR_RETURN(loc.fd, OpenRegular(path, follow, &st, walked));
   loc.dev = st.st_dev;
   loc.ino = st.st_ino;
   const std::string sidecar = SidecarPath(path);
-  struct stat sst;
-  const bool sidecar_exists = lstat(sidecar.c_str(), &sst) == 0;
+  WalkedPath walked_sidecar;
+  bool sidecar_exists = false;
+  if (walked.root != nullptr) {
+    // Beneath the root as the object was: an O_PATH descriptor of the entry itself (a link
+    // included, as lstat would see it), through no link above it.
+    walked_sidecar = {walked.root, SidecarPath(walked.relative)};
+    UniqueFd probe(OpenBeneath(walked.root->fd.get(), walked_sidecar.relative, O_PATH));
+    sidecar_exists = probe.valid();
+  } else {
+    struct stat sst;
+    sidecar_exists = lstat(sidecar.c_str(), &sst) == 0;
+  }
   if (sidecar_exists && StartsWithMagic(loc.fd.get())) {
     // Which header is the object's? Guessing lets a stale or planted sidecar hide the real
     // header from rewrap and scan (rotation would silently skip the object).
@@ -118,7 +139,7 @@ Result<ObjectLocation> LocateObject(const std::string& path, Follow follow) {
   if (loc.detached) {
     loc.header_path = sidecar;
     struct stat hst;
-    KH_ASSIGN_OR_RETURN(header_fd, OpenRegular(sidecar, follow, &hst));
+    KH_ASSIGN_OR_RETURN(header_fd, OpenRegular(sidecar, follow, &hst, walked_sidecar));
     hfd = header_fd.get();
   } else {
     loc.header_path = path;
@@ -196,9 +217,10 @@ Result<ObjectLocation> InterruptedReencryptPayload(const ObjectLocation& loc,
 Result<cobblestone::StreamStats> EncryptOne(const envelope::EncryptParams& params,
                                             const EncryptRequest& request) {
   struct stat st;
-  KH_ASSIGN_OR_RETURN(UniqueFd in, request.walked
-                                       ? OpenRegular(request.input, Follow::kNoSymlinks, &st)
-                                       : OpenInput(request.input));
+  KH_ASSIGN_OR_RETURN(UniqueFd in,
+                      request.walked.root != nullptr
+                          ? OpenRegular(request.input, Follow::kNoSymlinks, &st, request.walked)
+                          : OpenInput(request.input));
   cobblestone::FdSource source(in.get());
   const auto overwrite = request.force ? AtomicFile::Overwrite::kYes : AtomicFile::Overwrite::kNo;
 
@@ -280,9 +302,9 @@ Result<DecryptOutcome> DecryptOne(const DecryptRequest& request, const envelope:
   DecryptOutcome outcome;
   struct stat st;
   // A walked input is an object file or nothing: never read as a stream, never through a link.
-  const bool stream =
-      !request.walked && (IsStdio(request.input) || (stat(request.input.c_str(), &st) == 0 &&
-                                                     !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode)));
+  const bool stream = request.walked.root == nullptr &&
+                      (IsStdio(request.input) || (stat(request.input.c_str(), &st) == 0 &&
+                                                  !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode)));
   // One open: the header and the payload come from the same file (or stream).
   ObjectLocation loc;
   if (stream) {
@@ -291,8 +313,7 @@ Result<DecryptOutcome> DecryptOne(const DecryptRequest& request, const envelope:
     cobblestone::FdSource src(loc.fd.get());
     KH_ASSIGN_OR_RETURN(loc.header_bytes, envelope::ReadHeaderBytes(src));
   } else {
-    KH_ASSIGN_OR_RETURN(
-        loc, LocateObject(request.input, request.walked ? Follow::kNoSymlinks : Follow::kSymlinks));
+    KH_ASSIGN_OR_RETURN(loc, LocateObject(request.input, Follow::kSymlinks, request.walked));
   }
   KH_ASSIGN_OR_RETURN(envelope::OpenedHeader opened,
                       envelope::OpenHeader(loc.header_bytes, keyring, request.expected));

@@ -14,6 +14,7 @@
 #include "keyhold/crypto/envelope.h"
 #include "keyhold/crypto/file_io.h"
 #include "keyhold/crypto/result.h"
+#include "paths.h"
 #include "unique_fd.h"
 
 namespace keyhold::cli {
@@ -45,11 +46,22 @@ struct ObjectLocation {
 
 enum class Follow { kSymlinks, kNoSymlinks };
 
+// Where a walked input is opened from: `relative` beneath `root` (InputFile::root and
+// InputFile::relative; the root outlives the command's requests). No root: an input named on
+// the command line, opened by its path.
+struct WalkedPath {
+  const WalkRoot* root = nullptr;
+  std::string relative;
+};
+
 // Reads the header of a regular-file object (in-file or detached). kNotFound, kIo,
 // kInvalidArgument (a directory, FIFO or device; a symlink with kNoSymlinks — for commands
 // that rewrite the object), kMalformed (no header; or both an in-file header and a NAME.hdr
 // sidecar, which is ambiguous: one of them is stale or planted).
-Result<ObjectLocation> LocateObject(const std::string& path, Follow follow = Follow::kSymlinks);
+// A walked object (`walked` with a root) is opened beneath its root, its sidecar too, and never
+// through a link (as kNoSymlinks, for every component below the root).
+Result<ObjectLocation> LocateObject(const std::string& path, Follow follow = Follow::kSymlinks,
+                                    const WalkedPath& walked = {});
 
 // True if `path` still names the file `loc` was read from (same device and inode).
 bool StillSameFile(const ObjectLocation& loc);
@@ -74,7 +86,7 @@ struct EncryptRequest {
   std::string output;  // "-" or empty: stdout
   bool detached = false;
   bool force = false;
-  bool walked = false;  // the input came from a directory walk (InputFile::walked)
+  WalkedPath walked;  // set when the input came from a directory walk (InputFile::root)
   // Named outputs only: when set, the written files are handed to `batch` instead of being
   // committed one by one, and `on_commit` reports when they are in place (or failed).
   AtomicBatch* batch = nullptr;
@@ -87,7 +99,7 @@ struct DecryptRequest {
   std::string input;
   std::string output;
   bool force = false;
-  bool walked = false;  // as in EncryptRequest
+  WalkedPath walked;  // as in EncryptRequest
   envelope::EncryptionContext expected;
   unsigned threads = 0;
   AtomicBatch* batch = nullptr;  // as in EncryptRequest

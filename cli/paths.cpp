@@ -2,7 +2,9 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <linux/openat2.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -36,19 +38,20 @@ Error WalkError(const std::string& path, int err) {
   return Error(ErrorCode::kIo, path + ": " + std::strerror(err));
 }
 
-// Lists `dir`, sorted by name, with each entry's type from readdir's d_type: no stat per
-// entry, except on a file system that reports no type (DT_UNKNOWN), where one lstat of the
-// entry (fstatat, AT_SYMLINK_NOFOLLOW) gives it. The directory is closed before the caller
-// recurses, so a deep tree holds one descriptor at a time. `follow` is for the directory
-// named on the command line only. A subdirectory that is no longer a directory when it is
-// opened (replaced by a link, O_NOFOLLOW, or by a file, or removed) gives nullopt: the
-// caller reports it as skipped and walks on.
-Result<std::optional<std::vector<DirEntry>>> ListDir(const std::string& dir, bool follow) {
-  const int flags = O_RDONLY | O_DIRECTORY | O_CLOEXEC | (follow ? 0 : O_NOFOLLOW);
-  const int fd = open(dir.c_str(), flags);
+// Lists the directory `rel` beneath the walk's root (`dir` is its name in messages), sorted by
+// name, with each entry's type from readdir's d_type: no stat per entry, except on a file
+// system that reports no type (DT_UNKNOWN), where one lstat of the entry (fstatat,
+// AT_SYMLINK_NOFOLLOW) gives it. The directory is closed before the caller recurses, so a
+// deep tree holds one descriptor beside the root's. A subdirectory that is no longer a
+// directory beneath the root when it is opened (replaced by a link, or a file, or removed)
+// gives nullopt: the caller reports it as skipped and walks on.
+Result<std::optional<std::vector<DirEntry>>> ListDir(const std::string& dir, const WalkRoot& root,
+                                                     const std::string& rel) {
+  const int flags = O_RDONLY | O_DIRECTORY | O_CLOEXEC;
+  const int fd = OpenBeneath(root.fd.get(), rel.empty() ? "." : rel, flags);
   if (fd < 0) {
     const int e = errno;
-    if (!follow && (e == ELOOP || e == ENOTDIR || e == ENOENT)) {
+    if (!rel.empty() && (e == ELOOP || e == ENOTDIR || e == ENOENT)) {
       return std::optional<std::vector<DirEntry>>();
     }
     return WalkError(dir, e);
@@ -93,9 +96,10 @@ Result<std::optional<std::vector<DirEntry>>> ListDir(const std::string& dir, boo
 // `rel` is `dir` relative to the directory named on the command line, built during the walk
 // (fs::relative would canonicalize both paths: a getcwd and a readlink per path component,
 // for every file of the tree).
-Status Walk(const std::string& dir, const fs::path& rel, bool follow, bool skip_sidecars,
-            Expansion& out) {
-  KH_ASSIGN_OR_RETURN(std::optional<std::vector<DirEntry>> listed, ListDir(dir, follow));
+Status Walk(const std::string& dir, const std::shared_ptr<const WalkRoot>& root,
+            const fs::path& rel, bool skip_sidecars, Expansion& out) {
+  KH_ASSIGN_OR_RETURN(std::optional<std::vector<DirEntry>> listed,
+                      ListDir(dir, *root, rel.string()));
   if (!listed) {
     out.skipped.push_back(dir + " (changed during the walk, not read)");
     return {};
@@ -112,7 +116,7 @@ Status Walk(const std::string& dir, const fs::path& rel, bool follow, bool skip_
     if (e.type == DT_LNK) {
       out.skipped.push_back(path + " (symbolic link, not followed)");
     } else if (e.type == DT_DIR) {
-      KH_RETURN_IF_ERROR(Walk(path, rel / e.name, /*follow=*/false, skip_sidecars, out));
+      KH_RETURN_IF_ERROR(Walk(path, root, rel / e.name, skip_sidecars, out));
     } else if (e.type == DT_REG) {
       // Our own temp files from an interrupted run are not inputs.
       if (e.name.find(".kh-tmp-") != std::string::npos) continue;
@@ -123,9 +127,9 @@ Status Walk(const std::string& dir, const fs::path& rel, bool follow, bool skip_
           listed_name(n.substr(0, n.size() - 4))) {
         continue;
       }
-      // The type is a snapshot: the file is opened later without following a link or
-      // waiting on a FIFO, and must still be a regular file (InputFile::walked).
-      out.files.push_back({path, (rel / e.name).string(), /*walked=*/true});
+      // The type is a snapshot: the file is opened later beneath the root, without following
+      // a link or waiting on a FIFO, and must still be a regular file (InputFile::root).
+      out.files.push_back({path, (rel / e.name).string(), root});
     } else if (e.type == kVanished) {
       out.skipped.push_back(path + " (removed during the walk)");
     } else {
@@ -137,11 +141,48 @@ Status Walk(const std::string& dir, const fs::path& rel, bool follow, bool skip_
 
 }  // namespace
 
+int OpenBeneath(int dir_fd, const std::string& rel, int flags) {
+  open_how how{};
+  how.flags = static_cast<__u64>(static_cast<unsigned int>(flags | O_NOFOLLOW | O_CLOEXEC));
+  how.resolve = static_cast<__u64>(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS);
+  for (int attempt = 0; attempt < 8; ++attempt) {
+    const long fd = syscall(SYS_openat2, dir_fd, rel.c_str(), &how, sizeof how);
+    if (fd >= 0) return static_cast<int>(fd);
+    if (errno == EAGAIN) continue;  // a concurrent rename made the kernel's check inconclusive
+    if (errno != ENOSYS && errno != EPERM) return -1;
+    break;  // no openat2 here (EPERM: a seccomp filter that refuses unknown system calls)
+  }
+  // One component at a time, each opened with O_NOFOLLOW beneath the previous one. `rel` is
+  // built by the walk from directory entries: no "..", no empty component, no leading '/'.
+  int cur = dir_fd;
+  size_t start = 0;
+  for (;;) {
+    const size_t slash = rel.find('/', start);
+    const std::string part =
+        rel.substr(start, slash == std::string::npos ? rel.npos : slash - start);
+    const bool last = slash == std::string::npos;
+    const int next = openat(
+        cur, part.c_str(),
+        last ? flags | O_NOFOLLOW | O_CLOEXEC : O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    int saved = errno;
+    struct stat st;
+    if (next < 0 && saved == ENOTDIR && !last &&
+        fstatat(cur, part.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode)) {
+      saved = ELOOP;  // O_DIRECTORY | O_NOFOLLOW on a link says ENOTDIR; openat2 says ELOOP
+    }
+    if (cur != dir_fd) close(cur);
+    errno = saved;
+    if (next < 0 || last) return next;
+    cur = next;
+    start = slash + 1;
+  }
+}
+
 Result<Expansion> ExpandInputs(const std::vector<std::string>& inputs, bool skip_sidecars) {
   Expansion out;
   for (const auto& in : inputs) {
     if (in == "-") {
-      out.files.push_back({"-", "-"});
+      out.files.push_back({"-", "-", nullptr});
       continue;
     }
     struct stat st;
@@ -151,9 +192,15 @@ Result<Expansion> ExpandInputs(const std::vector<std::string>& inputs, bool skip
     }
     if (S_ISDIR(st.st_mode)) {
       out.had_directory = true;
-      KH_RETURN_IF_ERROR(Walk(in, fs::path(), /*follow=*/true, skip_sidecars, out));
+      // The named directory itself is opened as named (it may be a link); what is beneath
+      // it is opened only through this descriptor.
+      const int fd = open(in.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+      if (fd < 0) return WalkError(in, errno);
+      auto root = std::make_shared<WalkRoot>();
+      root->fd = UniqueFd(fd);
+      KH_RETURN_IF_ERROR(Walk(in, root, fs::path(), skip_sidecars, out));
     } else {
-      out.files.push_back({in, fs::path(in).filename().string()});
+      out.files.push_back({in, fs::path(in).filename().string(), nullptr});
     }
   }
   return out;

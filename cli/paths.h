@@ -4,25 +4,40 @@
 
 #include <sys/types.h>
 
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "keyhold/crypto/envelope.h"
 #include "keyhold/crypto/result.h"
+#include "unique_fd.h"
 
 namespace keyhold::cli {
 
-struct InputFile {
-  std::string path;      // as opened
-  std::string relative;  // path relative to the directory given on the command line, or the
-                         // base name for a file given directly
-  // Found by walking a directory as a regular file. It is opened without following a link
-  // or waiting on a FIFO, and refused unless it is still a regular file (it may have been
-  // replaced since). A file named on the command line may be any stream (a FIFO, /dev/fd/N).
-  bool walked = false;
+// A directory named on the command line, held open while its files are processed. The walk
+// and every later open of a walked file resolve their path beneath it (OpenBeneath), so a
+// directory of the tree that is replaced by a link meanwhile is refused, never followed.
+struct WalkRoot {
+  UniqueFd fd;
 };
 
+struct InputFile {
+  std::string path;      // as shown in messages
+  std::string relative;  // path relative to the directory given on the command line, or the
+                         // base name for a file given directly
+  // Set for a file found by walking a directory as a regular file: it is opened as
+  // `relative` beneath `root`, without following a link in any component or waiting on a
+  // FIFO, and refused unless it is still a regular file (it may have been replaced since).
+  // A file named on the command line (no root) may be any stream (a FIFO, /dev/fd/N).
+  std::shared_ptr<const WalkRoot> root;
+};
+
+// Opens `rel` (a relative path without "..") beneath the directory `dir_fd`, following no
+// symbolic link in any component: openat2(2) with RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS or,
+// where the kernel has no openat2 (before 5.6, or a sandbox that filters it), one
+// openat(O_NOFOLLOW) per component. Returns the descriptor, or -1 with errno (ELOOP: a link).
+int OpenBeneath(int dir_fd, const std::string& rel, int flags);
 // Expands files and directories (recursively, in sorted order, not following symbolic links;
 // symlinks and special files are reported in `skipped`). `skip_sidecars` leaves out NAME.hdr
 // files whose NAME exists (the header of a detached object is not an object of its own).

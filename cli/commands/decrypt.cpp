@@ -102,7 +102,7 @@ Result<int> RunDecrypt(Context& ctx, const DecryptOptions& opts) {
     const auto& in = expansion.files[i];
     DecryptRequest req;
     req.input = in.path;
-    req.walked = in.walked;
+    req.walked = {in.root.get(), in.relative};
     req.force = opts.force;
     req.expected = expected;
     req.threads = opts.threads;

@@ -92,7 +92,7 @@ Result<int> RunEncrypt(Context& ctx, const EncryptOptions& opts) {
     const auto& in = expansion.files.front();
     EncryptRequest req;
     req.input = in.path;
-    req.walked = in.walked;
+    req.walked = {in.root.get(), in.relative};
     req.detached = opts.detached;
     req.force = opts.force;
     if (!opts.output_dir.empty()) {
@@ -147,7 +147,7 @@ Result<int> RunEncrypt(Context& ctx, const EncryptOptions& opts) {
         const auto& in = expansion.files[i];
         EncryptRequest req;
         req.input = in.path;
-        req.walked = in.walked;
+        req.walked = {in.root.get(), in.relative};
         req.detached = opts.detached;
         req.force = opts.force;
         req.output = outputs[i];
