@@ -192,7 +192,8 @@ Status VerifyPayloadCommitment(const ObjectLocation& loc, const envelope::Opened
 std::string ReencryptBackupPath(const std::string& path) { return path + ".kh-tmp-reencrypt-old"; }
 
 Result<ObjectLocation> InterruptedReencryptPayload(const ObjectLocation& loc,
-                                                   const envelope::OpenedHeader& opened) {
+                                                   const envelope::OpenedHeader& opened,
+                                                   const WalkedPath& walked) {
   const Error mismatch(ErrorCode::kAuthFailed,
                        loc.path + ": the payload does not belong to this header",
                        "the object was tampered with, or its header and payload were mixed up");
@@ -203,7 +204,11 @@ Result<ObjectLocation> InterruptedReencryptPayload(const ObjectLocation& loc,
   old.header_path = loc.header_path;
   old.header_bytes = loc.header_bytes;
   struct stat st;
-  auto fd = OpenRegular(old.path, Follow::kNoSymlinks, &st);
+  // A walked object's backup is opened beneath the walk's root, as the object was.
+  const WalkedPath walked_backup =
+      walked.root != nullptr ? WalkedPath{walked.root, ReencryptBackupPath(walked.relative)}
+                             : WalkedPath{};
+  auto fd = OpenRegular(old.path, Follow::kNoSymlinks, &st, walked_backup);
   if (!fd.ok()) return mismatch;  // no backup: an ordinary mismatch
   old.fd = std::move(fd).value();
   old.dev = st.st_dev;
@@ -320,7 +325,7 @@ Result<DecryptOutcome> DecryptOne(const DecryptRequest& request, const envelope:
   if (loc.detached && !VerifyPayloadCommitment(loc, opened).ok()) {
     // Killed between a reencrypt's two renames: the new payload is in place, the header is
     // still the old one, and the old payload is kept beside them until a rerun finishes.
-    KH_ASSIGN_OR_RETURN(loc, InterruptedReencryptPayload(loc, opened));
+    KH_ASSIGN_OR_RETURN(loc, InterruptedReencryptPayload(loc, opened, request.walked));
     outcome.from_interrupted_reencrypt = true;
   }
   UniqueFd payload_fd = std::move(loc.fd);

@@ -79,7 +79,8 @@ std::string ReencryptBackupPath(const std::string& path);
 // reencrypt left the old payload under ReencryptBackupPath and the header's key commitment
 // matches it, returns that payload's location (offset 0, whole file). kAuthFailed otherwise.
 Result<ObjectLocation> InterruptedReencryptPayload(const ObjectLocation& loc,
-                                                   const envelope::OpenedHeader& opened);
+                                                   const envelope::OpenedHeader& opened,
+                                                   const WalkedPath& walked = {});
 
 struct EncryptRequest {
   std::string input;   // "-" or empty: stdin

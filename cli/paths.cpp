@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -145,12 +146,15 @@ int OpenBeneath(int dir_fd, const std::string& rel, int flags) {
   open_how how{};
   how.flags = static_cast<__u64>(static_cast<unsigned int>(flags | O_NOFOLLOW | O_CLOEXEC));
   how.resolve = static_cast<__u64>(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS);
-  for (int attempt = 0; attempt < 8; ++attempt) {
+  // Whether openat2 was found missing: asked once per process, not before every open.
+  static std::atomic<bool> no_openat2{false};
+  for (int attempt = 0; attempt < 8 && !no_openat2.load(std::memory_order_relaxed); ++attempt) {
     const long fd = syscall(SYS_openat2, dir_fd, rel.c_str(), &how, sizeof how);
     if (fd >= 0) return static_cast<int>(fd);
     if (errno == EAGAIN) continue;  // a concurrent rename made the kernel's check inconclusive
     if (errno != ENOSYS && errno != EPERM) return -1;
-    break;  // no openat2 here (EPERM: a seccomp filter that refuses unknown system calls)
+    // No openat2 here (EPERM: a seccomp filter that refuses unknown system calls).
+    no_openat2.store(true, std::memory_order_relaxed);
   }
   // One component at a time, each opened with O_NOFOLLOW beneath the previous one. `rel` is
   // built by the walk from directory entries: no "..", no empty component, no leading '/'.
@@ -178,7 +182,8 @@ int OpenBeneath(int dir_fd, const std::string& rel, int flags) {
   }
 }
 
-Result<Expansion> ExpandInputs(const std::vector<std::string>& inputs, bool skip_sidecars) {
+Result<Expansion> ExpandInputs(const std::vector<std::string>& inputs, bool skip_sidecars,
+                               bool hold_roots) {
   Expansion out;
   for (const auto& in : inputs) {
     if (in == "-") {
@@ -198,7 +203,13 @@ Result<Expansion> ExpandInputs(const std::vector<std::string>& inputs, bool skip
       if (fd < 0) return WalkError(in, errno);
       auto root = std::make_shared<WalkRoot>();
       root->fd = UniqueFd(fd);
+      const size_t first = out.files.size();
       KH_RETURN_IF_ERROR(Walk(in, root, fs::path(), skip_sidecars, out));
+      if (hold_roots) {
+        ++out.roots;
+      } else {
+        for (size_t i = first; i < out.files.size(); ++i) out.files[i].root.reset();
+      }
     } else {
       out.files.push_back({in, fs::path(in).filename().string(), nullptr});
     }

@@ -45,8 +45,13 @@ struct Expansion {
   std::vector<InputFile> files;
   std::vector<std::string> skipped;
   bool had_directory = false;
+  size_t roots = 0;  // descriptors held open by the files' WalkRoots, one per named directory
 };
-Result<Expansion> ExpandInputs(const std::vector<std::string>& inputs, bool skip_sidecars);
+// `hold_roots`: keep each named directory open in its files' InputFile::root, for opening
+// them beneath it (encrypt, decrypt). Otherwise each is closed once walked and the files
+// have no root (scan, doctor and the bulk commands open by path: SECURITY.md, Limits).
+Result<Expansion> ExpandInputs(const std::vector<std::string>& inputs, bool skip_sidecars,
+                               bool hold_roots = false);
 
 // Creates the directories between `root` (the -O DIR, created if missing) and `path`'s
 // parent, like mkdir -p, refusing any existing component that is a symbolic link or not a

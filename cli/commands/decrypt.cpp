@@ -69,7 +69,8 @@ Result<int> RunDecrypt(Context& ctx, const DecryptOptions& opts) {
                       ParseContextArgs(opts.expect_context, "--expect-context"));
   std::vector<std::string> inputs =
       opts.inputs.empty() ? std::vector<std::string>{"-"} : opts.inputs;
-  KH_ASSIGN_OR_RETURN(Expansion expansion, ExpandInputs(inputs, /*skip_sidecars=*/true));
+  KH_ASSIGN_OR_RETURN(Expansion expansion,
+                      ExpandInputs(inputs, /*skip_sidecars=*/true, /*hold_roots=*/true));
   const bool many = expansion.files.size() > 1 || expansion.had_directory;
   if (many && opts.output_dir.empty()) {
     return Error(ErrorCode::kInvalidArgument, "several inputs or a directory need -O DIR");

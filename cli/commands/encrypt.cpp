@@ -73,7 +73,8 @@ Result<int> RunEncrypt(Context& ctx, const EncryptOptions& opts) {
   }
   std::vector<std::string> inputs =
       opts.inputs.empty() ? std::vector<std::string>{"-"} : opts.inputs;
-  KH_ASSIGN_OR_RETURN(Expansion expansion, ExpandInputs(inputs, /*skip_sidecars=*/false));
+  KH_ASSIGN_OR_RETURN(Expansion expansion,
+                      ExpandInputs(inputs, /*skip_sidecars=*/false, /*hold_roots=*/true));
   const bool many = expansion.files.size() > 1 || expansion.had_directory;
   if (many && opts.output_dir.empty()) {
     return Error(ErrorCode::kInvalidArgument, "several inputs or a directory need -O DIR",
@@ -125,8 +126,10 @@ Result<int> RunEncrypt(Context& ctx, const EncryptOptions& opts) {
     const size_t jobs = std::min<size_t>({DefaultJobs(), kMaxOutputJobs, expansion.files.size()});
     // Each pending group holds open temp files (two when detached): keep all workers' batches
     // together within the descriptor and signal-cleanup budgets (BatchGroupsPerWorker).
-    const size_t groups_per_batch =
-        BatchGroupsPerWorker(jobs, opts.detached ? 2 : 1, OpenFileLimit());
+    const size_t groups_per_batch = BatchGroupsPerWorker(
+        jobs, opts.detached ? 2 : 1,
+        // less the descriptors the walked directories hold
+        OpenFileLimit() - std::min<uint64_t>(OpenFileLimit(), 2 * expansion.roots));
     // The workers already share the cores: unless -j says otherwise, each object's chunks get
     // its share of them, not every core each (which oversubscribed them, helpers spinning).
     if (opts.threads == 0 && jobs > 1) {
