@@ -126,10 +126,10 @@ Result<int> RunEncrypt(Context& ctx, const EncryptOptions& opts) {
     const size_t jobs = std::min<size_t>({DefaultJobs(), kMaxOutputJobs, expansion.files.size()});
     // Each pending group holds open temp files (two when detached): keep all workers' batches
     // together within the descriptor and signal-cleanup budgets (BatchGroupsPerWorker).
+    // The budget is the descriptor limit less what the walked directories hold open.
+    const uint64_t fd_limit = OpenFileLimit();
     const size_t groups_per_batch = BatchGroupsPerWorker(
-        jobs, opts.detached ? 2 : 1,
-        // less the descriptors the walked directories hold
-        OpenFileLimit() - std::min<uint64_t>(OpenFileLimit(), 2 * expansion.roots));
+        jobs, opts.detached ? 2 : 1, fd_limit - std::min<uint64_t>(fd_limit, 2 * expansion.roots));
     // The workers already share the cores: unless -j says otherwise, each object's chunks get
     // its share of them, not every core each (which oversubscribed them, helpers spinning).
     if (opts.threads == 0 && jobs > 1) {

@@ -174,15 +174,23 @@ walk_mixed() {  # walk_mixed OUTDIR [ENV...]: encrypt the tree "mixed" into OUTD
   check; [ "$(find "$outdir" -type f | wc -l)" -eq 1 ] || fail "the walk followed a link or read the FIFO"
 }
 walk_mixed mixedenc
+# under_shim VAR MARKER COMMAND ARGS...: runs COMMAND ARGS... with one more argument list of
+# environment settings that preload the shim $VAR names (tests/tools/*_shim.cpp, built by
+# ctest's build; ASan is told to accept it), then checks the shim said MARKER. Run by hand,
+# without the variable, it is skipped with a note.
+under_shim() {
+  local var=$1 marker=$2
+  shift 2
+  if [ -z "${!var:-}" ]; then
+    echo "note: $var unset, '$*' was not run" >&2
+    return
+  fi
+  "$@" LD_PRELOAD="${!var}" ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0"
+  expect_err "$marker"
+}
 # Again where readdir reports no entry types (DT_UNKNOWN, as some file systems do): the walk
-# then lstat()s each entry. The shim is built by ctest's build; run by hand, this is skipped.
-if [ -n "${KH_DTUNKNOWN_SHIM:-}" ]; then
-  walk_mixed mixedenc2 LD_PRELOAD="$KH_DTUNKNOWN_SHIM" \
-    ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0"
-  expect_err "dtunknown-shim: readdir intercepted"
-else
-  echo "note: KH_DTUNKNOWN_SHIM unset, the DT_UNKNOWN walk was not run" >&2
-fi
+# then lstat()s each entry.
+under_shim KH_DTUNKNOWN_SHIM "dtunknown-shim: readdir intercepted" walk_mixed mixedenc2
 # Entries replaced after the walk listed them, at a fixed point: keyhold reads the passphrase
 # (from a FIFO here) only after its walk, so the swaps happen while it waits for it. A file
 # that became a FIFO or a link, or whose directory became a link, fails alone, unread;
@@ -231,13 +239,7 @@ swap_encrypt() {  # swap_encrypt OUTDIR [ENV...]
 }
 swap_encrypt swapenc
 # Again where the kernel has no openat2 (before 5.6, or filtered): one openat per component.
-if [ -n "${KH_NOOPENAT2_SHIM:-}" ]; then
-  swap_encrypt swapenc2 LD_PRELOAD="$KH_NOOPENAT2_SHIM" \
-    ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0"
-  expect_err "noopenat2-shim: openat2 refused"
-else
-  echo "note: KH_NOOPENAT2_SHIM unset, the walk without openat2 was not run" >&2
-fi
+under_shim KH_NOOPENAT2_SHIM "noopenat2-shim: openat2 refused" swap_encrypt swapenc2
 # The same for decrypt -O: its first object unlocks the keystore (the passphrase is read
 # then), and the later ones were swapped meanwhile.
 kh --passphrase-file pass encrypt -k backups -o outside/secret.kh outside/l
@@ -258,11 +260,7 @@ swap_decrypt() {  # swap_decrypt OUTDIR [ENV...]
   expect_no_file "$outdir/sub/s"
 }
 swap_decrypt dswapdec
-if [ -n "${KH_NOOPENAT2_SHIM:-}" ]; then
-  swap_decrypt dswapdec2 LD_PRELOAD="$KH_NOOPENAT2_SHIM" \
-    ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0"
-  expect_err "noopenat2-shim: openat2 refused"
-fi
+under_shim KH_NOOPENAT2_SHIM "noopenat2-shim: openat2 refused" swap_decrypt dswapdec2
 # decrypt's recovery of an interrupted reencrypt (the old payload kept as
 # NAME.kh-tmp-reencrypt-old) opens that backup beneath the root too: a directory swapped for
 # a link must not lead it to a backup outside the tree (found by the hostile review).

@@ -16,26 +16,23 @@ void Announce() {
     (void)!write(STDERR_FILENO, kMsg, sizeof kMsg - 1);
   }
 }
+
+// The next readdir or readdir64 in the lookup order, its entry's type erased.
+template <typename Entry>
+Entry* NextWithoutType(const char* name, DIR* dir) {
+  using Fn = Entry* (*)(DIR*);
+  static const Fn next = reinterpret_cast<Fn>(dlsym(RTLD_NEXT, name));  // one per Entry type
+  Entry* e = next(dir);
+  if (e != nullptr) e->d_type = DT_UNKNOWN;
+  Announce();
+  return e;
+}
 }  // namespace
 
 extern "C" {
 
-dirent64* readdir64(DIR* dir) {
-  using Fn = dirent64* (*)(DIR*);
-  static const Fn next = reinterpret_cast<Fn>(dlsym(RTLD_NEXT, "readdir64"));
-  dirent64* e = next(dir);
-  if (e != nullptr) e->d_type = DT_UNKNOWN;
-  Announce();
-  return e;
-}
+dirent64* readdir64(DIR* dir) { return NextWithoutType<dirent64>("readdir64", dir); }
 
-dirent* readdir(DIR* dir) {
-  using Fn = dirent* (*)(DIR*);
-  static const Fn next = reinterpret_cast<Fn>(dlsym(RTLD_NEXT, "readdir"));
-  dirent* e = next(dir);
-  if (e != nullptr) e->d_type = DT_UNKNOWN;
-  Announce();
-  return e;
-}
+dirent* readdir(DIR* dir) { return NextWithoutType<dirent>("readdir", dir); }
 
 }  // extern "C"
