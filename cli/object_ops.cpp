@@ -74,6 +74,11 @@ Result<UniqueFd> OpenRegular(const std::string& path, Follow follow, struct stat
   return owned;
 }
 
+AtomicFile::Overwrite OutputOverwrite(bool force, bool fresh_output_dir) {
+  if (force) return AtomicFile::Overwrite::kYes;
+  return fresh_output_dir ? AtomicFile::Overwrite::kNoAtCommit : AtomicFile::Overwrite::kNo;
+}
+
 bool StartsWithMagic(int fd) {
   uint8_t buf[envelope::kMagic.size()];
   auto n = PreadFull(fd, buf, 0);
@@ -227,7 +232,7 @@ Result<cobblestone::StreamStats> EncryptOne(const envelope::EncryptParams& param
                           ? OpenRegular(request.input, Follow::kNoSymlinks, &st, request.walked)
                           : OpenInput(request.input));
   cobblestone::FdSource source(in.get());
-  const auto overwrite = request.force ? AtomicFile::Overwrite::kYes : AtomicFile::Overwrite::kNo;
+  const auto overwrite = OutputOverwrite(request.force, request.fresh_output_dir);
 
   if (IsStdio(request.output)) {
     if (request.detached) {
@@ -244,7 +249,8 @@ Result<cobblestone::StreamStats> EncryptOne(const envelope::EncryptParams& param
 
   const std::string sidecar = SidecarPath(request.output);
   struct stat sst;
-  const bool stale_sidecar = !request.detached && lstat(sidecar.c_str(), &sst) == 0;
+  const bool stale_sidecar =
+      !request.detached && !request.fresh_output_dir && lstat(sidecar.c_str(), &sst) == 0;
   if (stale_sidecar && !request.force) {
     // An in-file object beside an old NAME.hdr would be ambiguous to every later reader.
     return Error(ErrorCode::kAlreadyExists,
@@ -345,7 +351,7 @@ Result<DecryptOutcome> DecryptOne(const DecryptRequest& request, const envelope:
     KH_ASSIGN_OR_RETURN(outcome.stats, envelope::DecryptPayload(opened, source, out, engine));
     return outcome;
   }
-  const auto overwrite = request.force ? AtomicFile::Overwrite::kYes : AtomicFile::Overwrite::kNo;
+  const auto overwrite = OutputOverwrite(request.force, request.fresh_output_dir);
   KH_ASSIGN_OR_RETURN(AtomicFile out, AtomicFile::Create(request.output, overwrite, 0600));
   cobblestone::FdSink sink(out.fd());
   // On failure `out` is destroyed uncommitted: the partial plaintext is removed.

@@ -87,6 +87,10 @@ struct EncryptRequest {
   std::string output;  // "-" or empty: stdout
   bool detached = false;
   bool force = false;
+  // The output lies below a -O DIR this command created (CreateOutputRoot): nothing can be in
+  // its way, so the early checks for an existing output or a stale sidecar are skipped; the
+  // rename still refuses an existing output (AtomicFile::Overwrite::kNoAtCommit).
+  bool fresh_output_dir = false;
   WalkedPath walked;  // set when the input came from a directory walk (InputFile::root)
   // Named outputs only: when set, the written files are handed to `batch` instead of being
   // committed one by one, and `on_commit` reports when they are in place (or failed).
@@ -100,7 +104,8 @@ struct DecryptRequest {
   std::string input;
   std::string output;
   bool force = false;
-  WalkedPath walked;  // as in EncryptRequest
+  bool fresh_output_dir = false;  // as in EncryptRequest
+  WalkedPath walked;              // as in EncryptRequest
   envelope::EncryptionContext expected;
   unsigned threads = 0;
   AtomicBatch* batch = nullptr;  // as in EncryptRequest

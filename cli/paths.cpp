@@ -237,9 +237,7 @@ Status MakeParentDirs(const std::string& root, const std::string& path) {
   };
   // The root itself may be anything the user chose (even a link they made); what lies
   // below it is checked component by component.
-  std::error_code ec;
-  fs::create_directories(root, ec);
-  if (ec) return Error(ErrorCode::kIo, "cannot create directory " + root + ": " + ec.message());
+  KH_RETURN_IF_ERROR(CreateOutputRoot(root));
   fs::path rel = fs::path(path).lexically_relative(root).parent_path();
   std::string dir = root;
   for (const auto& part : rel) {
@@ -250,6 +248,15 @@ Status MakeParentDirs(const std::string& root, const std::string& path) {
     KH_RETURN_IF_ERROR(ensure_dir(dir));
   }
   return {};
+}
+
+Result<bool> CreateOutputRoot(const std::string& root) {
+  std::error_code ec;
+  // True only when the last mkdir(2), of `root` itself, succeeded: not for a directory that
+  // already existed or that another process made first.
+  const bool created = fs::create_directories(root, ec);
+  if (ec) return Error(ErrorCode::kIo, "cannot create directory " + root + ": " + ec.message());
+  return created;
 }
 
 Status OutputDirs::Prepare(const std::string& path) {

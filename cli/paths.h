@@ -59,6 +59,11 @@ Result<Expansion> ExpandInputs(const std::vector<std::string>& inputs, bool skip
 // `path` must be `root` + "/" + a relative path without "..".
 Status MakeParentDirs(const std::string& root, const std::string& path);
 
+// Creates the -O DIR `root` (and its parents) if missing, before a job's workers start:
+// true if this call made it, so that every file below it will be the job's own and no
+// earlier file can be in the way of an output (AtomicFile::Overwrite::kNoAtCommit).
+Result<bool> CreateOutputRoot(const std::string& root);
+
 // MakeParentDirs for the outputs of one job (one per thread), without repeating the
 // component-by-component check for every file of a directory: for the next output in the
 // directory checked last, one stat(2) proves it is still that very directory (stat follows

@@ -92,6 +92,11 @@ Result<int> RunDecrypt(Context& ctx, const DecryptOptions& opts) {
     }
     KH_RETURN_IF_ERROR(CheckDistinctOutputs(expansion.files, outputs));
   }
+  // Into a new -O DIR no output can exist yet: no early check per file (as in encrypt).
+  bool fresh_root = false;
+  if (!opts.output_dir.empty()) {
+    KH_ASSIGN_OR_RETURN(fresh_root, CreateOutputRoot(opts.output_dir));
+  }
 
   size_t done = 0, failed = 0;
   bool wrote_stdout = false;
@@ -105,6 +110,7 @@ Result<int> RunDecrypt(Context& ctx, const DecryptOptions& opts) {
     req.input = in.path;
     req.walked = {in.root.get(), in.relative};
     req.force = opts.force;
+    req.fresh_output_dir = fresh_root;
     req.expected = expected;
     req.threads = opts.threads;
     if (!opts.output_dir.empty()) {

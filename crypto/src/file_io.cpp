@@ -172,7 +172,7 @@ Result<AtomicFile> AtomicFile::Create(const std::string& final_path, Overwrite o
                                       mode_t final_mode) {
   if (final_path.empty()) return Error(ErrorCode::kInvalidArgument, "empty output path");
   struct stat st;
-  if (lstat(final_path.c_str(), &st) == 0) {
+  if (overwrite != Overwrite::kNoAtCommit && lstat(final_path.c_str(), &st) == 0) {
     if (overwrite == Overwrite::kNo) {
       return Error(ErrorCode::kAlreadyExists, final_path + ": already exists",
                    "use --force to overwrite it, or choose another output name");

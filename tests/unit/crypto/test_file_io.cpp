@@ -184,6 +184,39 @@ TEST_CASE("atomic file: overwrite no refuses a target that appears before commit
   CHECK(dir.Entries() == std::set<std::string>{"race"});  // our temp file is gone
 }
 
+TEST_CASE("atomic file: overwrite no-at-commit skips the early check, never the rename's",
+          "[crypto]") {
+  TempDir dir;
+  // An existing file, a dangling link and a directory are all let through at Create (the
+  // caller vouches that the directory is new), and all refused at Commit, untouched.
+  WriteText(dir / "file", "theirs");
+  REQUIRE(symlink("nowhere", (dir / "dangling").c_str()) == 0);
+  REQUIRE(mkdir((dir / "subdir").c_str(), 0700) == 0);
+  for (const char* name : {"file", "dangling", "subdir"}) {
+    INFO(name);
+    auto f = AtomicFile::Create(dir / name, AtomicFile::Overwrite::kNoAtCommit, 0644);
+    REQUIRE(f.ok());
+    REQUIRE(f->Write(B("ours")).ok());
+    auto s = f->Commit();
+    REQUIRE_FALSE(s.ok());
+    CHECK(s.error().code == ErrorCode::kAlreadyExists);
+  }
+  CHECK(ReadText(dir / "file") == "theirs");
+  struct stat st {};
+  REQUIRE(lstat((dir / "dangling").c_str(), &st) == 0);
+  CHECK(S_ISLNK(st.st_mode));
+  CHECK(fs::is_empty(dir / "subdir"));
+  CHECK(dir.Entries() == std::set<std::string>{"file", "dangling", "subdir"});  // no temp left
+
+  // A free name is written as with kNo.
+  auto g = AtomicFile::Create(dir / "new", AtomicFile::Overwrite::kNoAtCommit, 0644);
+  REQUIRE(g.ok());
+  REQUIRE(g->Write(B("fresh")).ok());
+  REQUIRE(g->Commit().ok());
+  CHECK(ReadText(dir / "new") == "fresh");
+  CHECK(ModeOf(dir / "new") == 0644);
+}
+
 TEST_CASE("atomic file: overwrite replaces a file, and a symlink rather than its target",
           "[crypto]") {
   TempDir dir;

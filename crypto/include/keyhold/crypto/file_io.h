@@ -44,10 +44,14 @@ std::string BaseName(const std::string& path);
 // under the final name.
 class AtomicFile {
  public:
-  enum class Overwrite { kNo, kYes };
+  // kNo: an existing target is refused, at Create (an early error, before any work is done)
+  // and again, atomically, at Commit. kNoAtCommit: refused at Commit only; for a directory
+  // this process has just created, where the check at Create could find nothing and would
+  // cost a path lookup per file. kYes: the target is replaced (not if it is a directory).
+  enum class Overwrite { kNo, kNoAtCommit, kYes };
 
-  // kAlreadyExists if the target exists and overwrite is kNo (checked again atomically at
-  // Commit), kIo if the directory is not writable.
+  // kAlreadyExists if the target exists and overwrite is kNo, or is a directory; kIo if the
+  // directory is not writable.
   static Result<AtomicFile> Create(const std::string& final_path, Overwrite overwrite,
                                    mode_t final_mode = 0600);
 
