@@ -232,7 +232,8 @@ Result<cobblestone::StreamStats> EncryptOne(const envelope::EncryptParams& param
                           ? OpenRegular(request.input, Follow::kNoSymlinks, &st, request.walked)
                           : OpenInput(request.input));
   cobblestone::FdSource source(in.get());
-  const auto overwrite = OutputOverwrite(request.force, request.fresh_output_dir);
+  const bool fresh = request.fresh_output_dir && !request.detached;
+  const auto overwrite = OutputOverwrite(request.force, fresh);
 
   if (IsStdio(request.output)) {
     if (request.detached) {
@@ -249,8 +250,7 @@ Result<cobblestone::StreamStats> EncryptOne(const envelope::EncryptParams& param
 
   const std::string sidecar = SidecarPath(request.output);
   struct stat sst;
-  const bool stale_sidecar =
-      !request.detached && !request.fresh_output_dir && lstat(sidecar.c_str(), &sst) == 0;
+  const bool stale_sidecar = !request.detached && !fresh && lstat(sidecar.c_str(), &sst) == 0;
   if (stale_sidecar && !request.force) {
     // An in-file object beside an old NAME.hdr would be ambiguous to every later reader.
     return Error(ErrorCode::kAlreadyExists,

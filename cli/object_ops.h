@@ -88,8 +88,10 @@ struct EncryptRequest {
   bool detached = false;
   bool force = false;
   // The output lies below a -O DIR this command created (CreateOutputRoot): nothing can be in
-  // its way, so the early checks for an existing output or a stale sidecar are skipped; the
-  // rename still refuses an existing output (AtomicFile::Overwrite::kNoAtCommit).
+  // its way, so an in-file object skips the early checks for an existing output and a stale
+  // sidecar; the rename still refuses an existing output (AtomicFile::Overwrite::kNoAtCommit).
+  // A detached object keeps them: its header, refused only at its rename, would leave the
+  // payload, renamed first, without its header.
   bool fresh_output_dir = false;
   WalkedPath walked;  // set when the input came from a directory walk (InputFile::root)
   // Named outputs only: when set, the written files are handed to `batch` instead of being

@@ -251,12 +251,21 @@ Status MakeParentDirs(const std::string& root, const std::string& path) {
 }
 
 Result<bool> CreateOutputRoot(const std::string& root) {
+  // Its parents like mkdir -p, then one mkdir(2) of `root` exactly as given: true only if that
+  // call made it. (std::filesystem::create_directories says true for "old/new/..", an old
+  // directory, after making "new"; mkdir("old/new/..") fails with EEXIST.)
+  std::string exact = root;
+  while (exact.size() > 1 && exact.back() == '/') exact.pop_back();
+  const fs::path parent = fs::path(exact).parent_path();
   std::error_code ec;
-  // True only when the last mkdir(2), of `root` itself, succeeded: not for a directory that
-  // already existed or that another process made first.
-  const bool created = fs::create_directories(root, ec);
+  if (!parent.empty()) fs::create_directories(parent, ec);
   if (ec) return Error(ErrorCode::kIo, "cannot create directory " + root + ": " + ec.message());
-  return created;
+  if (mkdir(exact.c_str(), 0777) == 0) return true;
+  const int err = errno;
+  struct stat st;
+  if (err == EEXIST && stat(exact.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) return false;
+  return Error(ErrorCode::kIo, "cannot create directory " + root + ": " +
+                                   (err == EEXIST ? "a file of that name exists" : std::strerror(err)));
 }
 
 Status OutputDirs::Prepare(const std::string& path) {

@@ -60,8 +60,10 @@ Result<Expansion> ExpandInputs(const std::vector<std::string>& inputs, bool skip
 Status MakeParentDirs(const std::string& root, const std::string& path);
 
 // Creates the -O DIR `root` (and its parents) if missing, before a job's workers start:
-// true if this call made it, so that every file below it will be the job's own and no
-// earlier file can be in the way of an output (AtomicFile::Overwrite::kNoAtCommit).
+// true if this call's mkdir(2) of `root` made it, so that every file below it will be the
+// job's own and no earlier file can be in the way of an output
+// (AtomicFile::Overwrite::kNoAtCommit). False for a directory that existed, whatever the path
+// that names it ("old/new/.."). kIo if it cannot be made or is not a directory.
 Result<bool> CreateOutputRoot(const std::string& root);
 
 // MakeParentDirs for the outputs of one job (one per thread), without repeating the

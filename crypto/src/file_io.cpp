@@ -299,6 +299,11 @@ Status AtomicFile::RenameIntoPlace() {
     int err = errno;
     Abort();
     if (err == EEXIST) {
+      struct stat st;
+      if (lstat(final_path_.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) {
+        return Error(ErrorCode::kAlreadyExists, final_path_ + ": is a directory",
+                     "choose another output name");
+      }
       return Error(ErrorCode::kAlreadyExists, final_path_ + ": already exists",
                    "use --force to overwrite it, or choose another output name");
     }

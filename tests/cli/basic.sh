@@ -300,6 +300,30 @@ kh --passphrase-file pass decrypt -O bigdec bigenc
 expect_code 0; expect_err "decrypted 150 file(s)"
 check; diff -r big bigdec >/dev/null || fail "big tree round trip differs"
 
+# Into a -O DIR this command creates, outputs skip the early existence checks (nothing can be
+# there yet); into one that existed, however it is named, a stale sidecar is still refused.
+mkdir -p side/t old
+printf 'x' >side/t/x
+printf 'stale header' >old/x.kh.hdr
+for out in old old/new/.. old/; do
+  kh --passphrase-file pass encrypt -k backups -O "$out" side/t
+  expect_code 9; expect_err "x.kh.hdr exists (the header of an earlier detached object)"
+  expect_no_file old/x.kh; expect_no_temp old
+done
+kh --passphrase-file pass encrypt -k backups -O fresh/a/b side/t
+expect_code 0; expect_file fresh/a/b/x.kh; expect_no_temp fresh/a/b
+kh --passphrase-file pass encrypt -k backups --detached -O freshd side/t
+expect_code 0; expect_file freshd/x.kh; expect_file freshd/x.kh.hdr
+kh --passphrase-file pass decrypt -O freshdec freshd
+expect_code 0; expect_same freshdec/x side/t/x
+# The -O DIR is made before the first file, even for an empty tree.
+mkdir -p emptytree
+kh --passphrase-file pass encrypt -k backups -O emptyout emptytree
+expect_code 0; expect_true '[ -d emptyout ]'
+printf 'not a dir' >notadir
+kh --passphrase-file pass encrypt -k backups -O notadir side/t
+expect_code 1; expect_err "cannot create directory notadir: a file of that name exists"
+
 # --- rotation, rewrap, states ----------------------------------------------------------------
 kh --passphrase-file pass key rotate backups
 expect_code 0; expect_err "version 2"

@@ -576,18 +576,22 @@ TEST_CASE("atomic batch: flushes by itself when full", "[crypto]") {
 }
 
 TEST_CASE("atomic batch: one failing group does not stop the others", "[crypto]") {
+  // Whether the early check was made or not (a target that appears after Create is found at
+  // the rename either way).
+  const auto overwrite =
+      GENERATE(AtomicFile::Overwrite::kNo, AtomicFile::Overwrite::kNoAtCommit);
   TempDir dir;
   keyhold::AtomicBatch batch(100);
   std::vector<keyhold::Status> results;
   auto record = [&results](const keyhold::Status& s) { results.push_back(s); };
-  batch.Add(Group(Written(dir / "first", "1")), record);
+  batch.Add(Group(Written(dir / "first", "1", overwrite)), record);
   // A group of two whose first file cannot be renamed (no-overwrite target exists): its
   // second file must not appear either, as a sidecar must never outlive its payload's failure.
   std::vector<AtomicFile> pair;
-  pair.push_back(Written(dir / "taken", "new"));
-  pair.push_back(Written(dir / "taken.hdr", "header"));
+  pair.push_back(Written(dir / "taken", "new", overwrite));
+  pair.push_back(Written(dir / "taken.hdr", "header", overwrite));
   batch.Add(std::move(pair), record);
-  batch.Add(Group(Written(dir / "last", "3")), record);
+  batch.Add(Group(Written(dir / "last", "3", overwrite)), record);
   WriteText(dir / "taken", "old");  // someone else creates it meanwhile
   batch.Flush();
   REQUIRE(results.size() == 3);

@@ -50,8 +50,8 @@ class AtomicFile {
   // cost a path lookup per file. kYes: the target is replaced (not if it is a directory).
   enum class Overwrite { kNo, kNoAtCommit, kYes };
 
-  // kAlreadyExists if the target exists and overwrite is kNo, or is a directory; kIo if the
-  // directory is not writable.
+  // kAlreadyExists if the target exists and overwrite is kNo, or is a directory and overwrite
+  // is kYes (kNoAtCommit finds either only at Commit); kIo if the directory is not writable.
   static Result<AtomicFile> Create(const std::string& final_path, Overwrite overwrite,
                                    mode_t final_mode = 0600);
 
