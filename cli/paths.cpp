@@ -264,8 +264,9 @@ Result<bool> CreateOutputRoot(const std::string& root) {
   const int err = errno;
   struct stat st;
   if (err == EEXIST && stat(exact.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) return false;
-  return Error(ErrorCode::kIo, "cannot create directory " + root + ": " +
-                                   (err == EEXIST ? "a file of that name exists" : std::strerror(err)));
+  return Error(ErrorCode::kIo,
+               "cannot create directory " + root + ": " +
+                   (err == EEXIST ? "a file of that name exists" : std::strerror(err)));
 }
 
 Status OutputDirs::Prepare(const std::string& path) {

@@ -578,8 +578,7 @@ TEST_CASE("atomic batch: flushes by itself when full", "[crypto]") {
 TEST_CASE("atomic batch: one failing group does not stop the others", "[crypto]") {
   // Whether the early check was made or not (a target that appears after Create is found at
   // the rename either way).
-  const auto overwrite =
-      GENERATE(AtomicFile::Overwrite::kNo, AtomicFile::Overwrite::kNoAtCommit);
+  const auto overwrite = GENERATE(AtomicFile::Overwrite::kNo, AtomicFile::Overwrite::kNoAtCommit);
   TempDir dir;
   keyhold::AtomicBatch batch(100);
   std::vector<keyhold::Status> results;
