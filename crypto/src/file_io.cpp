@@ -11,6 +11,8 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <system_error>
+#include <utility>
 
 #include "internal/temp_registry.h"
 #include "keyhold/crypto/random.h"
@@ -327,20 +329,48 @@ Status AtomicFile::Commit() {
 }
 
 AtomicBatch::~AtomicBatch() {
+  if (committer_.joinable()) committer_.join();  // its exception, if any, is dropped
   for (auto& g : groups_) {
     for (auto& f : g.files) f.Abort();
   }
 }
 
+void AtomicBatch::WaitInFlight() {
+  if (committer_.joinable()) committer_.join();
+  in_flight_.clear();  // committed, or aborted by Commit
+  if (committer_error_) std::rethrow_exception(std::exchange(committer_error_, nullptr));
+}
+
 void AtomicBatch::Add(std::vector<AtomicFile> group, Done done) {
   groups_.push_back(Group{std::move(group), std::move(done), {}});
-  if (groups_.size() >= max_groups_) Flush();
+  if (groups_.size() < max_groups_) return;
+  if (!overlap_) return Flush();
+  WaitInFlight();
+  in_flight_ = std::move(groups_);
+  groups_.clear();
+  try {
+    committer_ = std::thread([this] {
+      try {
+        Commit(in_flight_);
+      } catch (...) {
+        committer_error_ = std::current_exception();  // read after the join
+      }
+    });
+  } catch (const std::system_error&) {
+    Commit(in_flight_);  // no thread to be had: here, as without overlap
+    in_flight_.clear();
+  }
 }
 
 void AtomicBatch::Flush() {
+  WaitInFlight();
   if (groups_.empty()) return;
   std::vector<Group> groups = std::move(groups_);
   groups_.clear();
+  Commit(groups);
+}
+
+void AtomicBatch::Commit(std::vector<Group>& groups) {
   // 1. Final modes; then one syncfs per filesystem, or an fsync per file where that fails.
   // A file is on its directory's filesystem, so consecutive files of one directory (the
   // usual case: a tree is walked directory by directory) need one fstat between them.

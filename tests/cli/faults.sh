@@ -95,8 +95,12 @@ CODE=$?; ERR=$(cat "$T/.err"); OUT=""
 expect_code 0; expect_err "encrypted 500 file(s)"
 kh --passphrase-file pass decrypt -o many/f77.out many/lim/f77.kh
 expect_code 0; expect_out ""; check; [ "$(cat many/f77.out)" = "file 77" ] || fail "f77 differs"
-# SIGTERM: 190 detached objects are 380 temp files, all pending (a worker commits its batch at
-# 192 groups with 4096 descriptors), more than the 256 that the cleanup registry held before.
+# SIGTERM: 190 detached objects are 380 temp files; with 4096 descriptors a worker commits
+# its batch at 96 groups (two workers, each with a batch being written and one being committed
+# on a thread of its own, share 768 temp files), so how many are pending when both workers
+# block depends on how the files were shared out: 192 to 380. Every one must be removed.
+# (That the cleanup registry holds more than its old 256 slots is checked in test_file_io.cpp,
+# which fills all of them.)
 mkfifo many/in/zz1 many/in/zz2
 exec 3<>many/in/zz1 4<>many/in/zz2   # writers that never write: both workers block on them
 (ulimit -Sn 4096 2>/dev/null || exit 77
@@ -115,7 +119,7 @@ if [ $rc -eq 77 ]; then
   echo "faults.sh: skipping the SIGTERM part of encrypt -O (hard descriptor limit below 4096)"
 else
   check; [ $rc -eq 143 ] || fail "expected death by SIGTERM (143), got $rc"
-  check; [ "$pending" -gt 256 ] || fail "expected more than 256 pending temp files, saw $pending"
+  check; [ "$pending" -ge 150 ] || fail "expected at least 150 pending temp files, saw $pending"
   check; [ -z "$(find many/out -name '.*.kh-tmp-*')" ] || fail "SIGTERM left temp files behind"
   echo "faults.sh: SIGTERM removed all $pending pending temp files of encrypt -O"
 fi

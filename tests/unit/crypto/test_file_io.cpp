@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <mutex>
 #include <random>
 #include <set>
 #include <string>
@@ -573,6 +574,80 @@ TEST_CASE("atomic batch: flushes by itself when full", "[crypto]") {
   batch.Add(Group(Written(dir / "c", "c")), count);
   CHECK(batch.pending() == 1);
   CHECK_FALSE(fs::exists(dir / "c"));
+}
+
+TEST_CASE("atomic batch: with overlap, a full batch commits on its own thread", "[crypto]") {
+  TempDir dir;
+  std::mutex mu;  // the callbacks run on the commit thread
+  std::vector<std::string> order;
+  std::set<std::thread::id> threads;
+  auto record = [&](const std::string& name) {
+    return [&, name](const keyhold::Status& s) {
+      std::lock_guard<std::mutex> lock(mu);
+      CHECK(s.ok());
+      order.push_back(name);
+      threads.insert(std::this_thread::get_id());
+    };
+  };
+  {
+    keyhold::AtomicBatch batch(3, /*overlap=*/true);
+    for (int i = 0; i < 10; ++i) {
+      const std::string name = "f" + std::to_string(i);
+      batch.Add(Group(Written(dir / name, name)), record(name));
+      // Never more than one batch in flight and one being filled.
+      CHECK(batch.pending() < 3);
+    }
+    batch.Flush();  // waits for the batch in flight, then commits the last one here
+    std::lock_guard<std::mutex> lock(mu);
+    CHECK(order ==
+          std::vector<std::string>{"f0", "f1", "f2", "f3", "f4", "f5", "f6", "f7", "f8", "f9"});
+    // Full batches on commit threads (one at a time, so their ids may repeat), the rest here.
+    CHECK(threads.size() >= 2);
+    CHECK(threads.count(std::this_thread::get_id()) == 1);
+  }
+  for (int i = 0; i < 10; ++i) {
+    const std::string name = "f" + std::to_string(i);
+    CHECK(ReadText(dir / name) == name);
+  }
+  CHECK(dir.Entries().size() == 10);  // no temp file left
+
+  // Destroyed with a batch in flight and one pending: the first completes, the second is
+  // removed and its callbacks are not called.
+  TempDir dir2;
+  int called = 0;
+  {
+    keyhold::AtomicBatch batch(2, /*overlap=*/true);
+    for (const char* name : {"a", "b", "c"}) {
+      batch.Add(Group(Written(dir2 / name, name)), [&called, &mu](const keyhold::Status& s) {
+        std::lock_guard<std::mutex> lock(mu);
+        CHECK(s.ok());
+        ++called;
+      });
+    }
+  }
+  CHECK(called == 2);
+  CHECK(dir2.Entries() == std::set<std::string>{"a", "b"});
+
+  // A rename refused on the commit thread is reported as from Flush; the rest goes on.
+  TempDir dir3;
+  std::vector<keyhold::Status> results;
+  auto keep = [&results, &mu](const keyhold::Status& s) {
+    std::lock_guard<std::mutex> lock(mu);
+    results.push_back(s);
+  };
+  {
+    keyhold::AtomicBatch batch(2, /*overlap=*/true);
+    batch.Add(Group(Written(dir3 / "taken", "new")), keep);
+    WriteText(dir3 / "taken", "old");                      // someone else creates it meanwhile
+    batch.Add(Group(Written(dir3 / "free", "ok")), keep);  // full: committed on the thread
+    batch.Flush();
+  }
+  REQUIRE(results.size() == 2);
+  REQUIRE_FALSE(results[0].ok());
+  CHECK(results[0].error().code == ErrorCode::kAlreadyExists);
+  CHECK(results[1].ok());
+  CHECK(ReadText(dir3 / "taken") == "old");
+  CHECK(dir3.Entries() == std::set<std::string>{"taken", "free"});
 }
 
 TEST_CASE("atomic batch: one failing group does not stop the others", "[crypto]") {

@@ -7,10 +7,12 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <exception>
 #include <functional>
 #include <span>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 #include "keyhold/crypto/result.h"
@@ -92,20 +94,30 @@ class AtomicFile {
 // most temp files (removed on SIGINT/SIGTERM/SIGHUP like any AtomicFile temp). What changes is only
 // when each file appears: at the next Flush (every `max_groups` groups, and at the end) rather than
 // at once.
+//
+// With `overlap`, a full batch is committed on a thread of its own while the caller writes the
+// next one, so that the caller's work goes on during the data sync: at most one batch is in
+// flight, so up to 2 * max_groups groups are pending, and their callbacks run on that thread
+// (they must be thread-safe). Without a thread to be had, the batch is committed in Add.
 class AtomicBatch {
  public:
   // Called once per group, after its files were renamed and their directories fsynced (ok),
   // or with the first error (the group's remaining temp files are removed).
   using Done = std::function<void(const Status&)>;
-  explicit AtomicBatch(size_t max_groups = 64) : max_groups_(max_groups) {}
+  explicit AtomicBatch(size_t max_groups = 64, bool overlap = false)
+      : max_groups_(max_groups), overlap_(overlap) {}
   AtomicBatch(const AtomicBatch&) = delete;
   AtomicBatch& operator=(const AtomicBatch&) = delete;
-  ~AtomicBatch();  // pending files are removed, never renamed; their callbacks are not called
+  // Waits for a batch in flight, which completes (callbacks called); the files still pending
+  // are removed, never renamed, and their callbacks are not called.
+  ~AtomicBatch();
 
   // Takes fully written files that belong together (e.g. a payload, then its sidecar header):
-  // they are renamed in this order, and a failure stops the rest of the group. Flushes when
-  // max_groups groups are pending.
+  // they are renamed in this order, and a failure stops the rest of the group. Commits when
+  // max_groups groups are pending (first waiting for a batch in flight). Rethrows what the
+  // commit thread threw (e.g. bad_alloc), if anything.
   void Add(std::vector<AtomicFile> group, Done done);
+  // Waits for a batch in flight, then commits the rest; rethrows as Add.
   void Flush();
   size_t pending() const { return groups_.size(); }
 
@@ -115,8 +127,14 @@ class AtomicBatch {
     Done done;
     Status status;
   };
+  static void Commit(std::vector<Group>& groups);
+  void WaitInFlight();
   size_t max_groups_;
+  bool overlap_;
   std::vector<Group> groups_;
+  std::vector<Group> in_flight_;  // the batch being committed by committer_
+  std::thread committer_;
+  std::exception_ptr committer_error_;
 };
 
 // Whether syncfs(2) reports writeback errors on a kernel of this release (uname -r): only
