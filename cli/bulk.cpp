@@ -106,11 +106,23 @@ unsigned DefaultJobs() {
   return n == 0 ? 1 : n;
 }
 
+namespace {
+constexpr size_t kMaxGroups = 256, kMaxOpenTempFiles = 768;
+size_t TempFileBudget(uint64_t fd_limit) {
+  return static_cast<size_t>(std::min<uint64_t>(kMaxOpenTempFiles, fd_limit / 2));
+}
+}  // namespace
+
 size_t BatchGroupsPerWorker(size_t jobs, size_t files_per_group, uint64_t fd_limit) {
-  constexpr size_t kMaxGroups = 256, kMaxOpenTempFiles = 768;
-  const size_t budget = static_cast<size_t>(std::min<uint64_t>(kMaxOpenTempFiles, fd_limit / 2));
-  const size_t per_worker = budget / std::max<size_t>(1, jobs * files_per_group);
+  const size_t per_worker = TempFileBudget(fd_limit) / std::max<size_t>(1, jobs * files_per_group);
   return std::clamp<size_t>(per_worker, 1, kMaxGroups);
+}
+
+BatchPlan PlanBatches(size_t jobs, size_t files_per_group, uint64_t fd_limit) {
+  const size_t overlapped =
+      TempFileBudget(fd_limit) / std::max<size_t>(1, 2 * jobs * files_per_group);
+  if (overlapped >= 1) return {std::min(overlapped, kMaxGroups), true};
+  return {BatchGroupsPerWorker(jobs, files_per_group, fd_limit), false};
 }
 
 uint64_t OpenFileLimit() {

@@ -91,6 +91,17 @@ inline constexpr size_t kMaxOutputJobs = 16;
 // (docs/performance.md).
 size_t BatchGroupsPerWorker(size_t jobs, size_t files_per_group, uint64_t fd_limit);
 
+// The same for workers that commit a full batch on a thread of their own while writing the
+// next (AtomicBatch's overlap), so that two batches per worker can be pending: the budget is
+// shared as if among twice the workers. Only when that leaves each batch at least one group;
+// otherwise (many workers, a low descriptor limit) overlap is off and batches are sized as
+// by BatchGroupsPerWorker.
+struct BatchPlan {
+  size_t groups;
+  bool overlap;
+};
+BatchPlan PlanBatches(size_t jobs, size_t files_per_group, uint64_t fd_limit);
+
 // The soft limit on open file descriptors (RLIMIT_NOFILE), for BatchGroupsPerWorker.
 uint64_t OpenFileLimit();
 

@@ -129,15 +129,14 @@ Result<int> RunEncrypt(Context& ctx, const EncryptOptions& opts) {
     KH_ASSIGN_OR_RETURN(const bool fresh_root, CreateOutputRoot(opts.output_dir));
     const size_t jobs = std::min<size_t>({DefaultJobs(), kMaxOutputJobs, expansion.files.size()});
     // Each pending group holds open temp files (two when detached): keep all workers' batches
-    // together within the descriptor and signal-cleanup budgets (BatchGroupsPerWorker).
-    // The budget is the descriptor limit less what the walked directories hold open. Each
-    // worker has two batches pending at most, one being written and one being committed on a
+    // together within the descriptor and signal-cleanup budgets (PlanBatches). The budget is
+    // the descriptor limit less what the walked directories hold open. Where it has room,
+    // each worker has two batches pending, one being written and one being committed on a
     // thread of its own meanwhile (AtomicBatch's overlap: the worker does not wait through
-    // the data sync), so the budget is shared as if by twice the workers.
+    // the data sync).
     const uint64_t fd_limit = OpenFileLimit();
-    const size_t groups_per_batch =
-        BatchGroupsPerWorker(2 * jobs, opts.detached ? 2 : 1,
-                             fd_limit - std::min<uint64_t>(fd_limit, 2 * expansion.roots));
+    const BatchPlan plan = PlanBatches(
+        jobs, opts.detached ? 2 : 1, fd_limit - std::min<uint64_t>(fd_limit, 2 * expansion.roots));
     // The workers already share the cores: unless -j says otherwise, each object's chunks get
     // its share of them, not every core each (which oversubscribed them, helpers spinning).
     if (opts.threads == 0 && jobs > 1) {
@@ -152,7 +151,7 @@ Result<int> RunEncrypt(Context& ctx, const EncryptOptions& opts) {
       ++failed;
     };
     auto work = [&] {
-      AtomicBatch batch(groups_per_batch, /*overlap=*/true);
+      AtomicBatch batch(plan.groups, plan.overlap);
       OutputDirs dirs(opts.output_dir);
       for (size_t i; (i = next.fetch_add(1)) < expansion.files.size();) {
         const auto& in = expansion.files[i];

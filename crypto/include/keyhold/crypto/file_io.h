@@ -108,8 +108,9 @@ class AtomicBatch {
       : max_groups_(max_groups), overlap_(overlap) {}
   AtomicBatch(const AtomicBatch&) = delete;
   AtomicBatch& operator=(const AtomicBatch&) = delete;
-  // Waits for a batch in flight, which completes (callbacks called); the files still pending
-  // are removed, never renamed, and their callbacks are not called.
+  // Waits for a batch in flight, which completes (callbacks called; what its thread threw is
+  // dropped: call Flush to see it); the files still pending are removed, never renamed, and
+  // their callbacks are not called.
   ~AtomicBatch();
 
   // Takes fully written files that belong together (e.g. a payload, then its sidecar header):
