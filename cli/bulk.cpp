@@ -107,22 +107,21 @@ unsigned DefaultJobs() {
 }
 
 namespace {
-constexpr size_t kMaxGroups = 256, kMaxOpenTempFiles = 768;
-size_t TempFileBudget(uint64_t fd_limit) {
-  return static_cast<size_t>(std::min<uint64_t>(kMaxOpenTempFiles, fd_limit / 2));
+
+// Groups per batch when `batches` batches share the temp-file budget (0: not one fits).
+size_t GroupsPerBatch(size_t batches, size_t files_per_group, uint64_t fd_limit) {
+  constexpr size_t kMaxGroups = 256, kMaxOpenTempFiles = 768;
+  const size_t budget = static_cast<size_t>(std::min<uint64_t>(kMaxOpenTempFiles, fd_limit / 2));
+  return std::min(budget / std::max<size_t>(1, batches * files_per_group), kMaxGroups);
 }
+
 }  // namespace
 
-size_t BatchGroupsPerWorker(size_t jobs, size_t files_per_group, uint64_t fd_limit) {
-  const size_t per_worker = TempFileBudget(fd_limit) / std::max<size_t>(1, jobs * files_per_group);
-  return std::clamp<size_t>(per_worker, 1, kMaxGroups);
-}
-
 BatchPlan PlanBatches(size_t jobs, size_t files_per_group, uint64_t fd_limit) {
-  const size_t overlapped =
-      TempFileBudget(fd_limit) / std::max<size_t>(1, 2 * jobs * files_per_group);
-  if (overlapped >= 1) return {std::min(overlapped, kMaxGroups), true};
-  return {BatchGroupsPerWorker(jobs, files_per_group, fd_limit), false};
+  if (const size_t g = GroupsPerBatch(2 * jobs, files_per_group, fd_limit); g >= 1) {
+    return {g, true};
+  }
+  return {std::max<size_t>(1, GroupsPerBatch(jobs, files_per_group, fd_limit)), false};
 }
 
 uint64_t OpenFileLimit() {

@@ -82,27 +82,22 @@ unsigned DefaultJobs();
 // one filesystem and costs descriptors.
 inline constexpr size_t kMaxOutputJobs = 16;
 
-// How many groups the AtomicBatch of each of `jobs` parallel workers may hold, a group being
-// `files_per_group` open temp files: at most 256; and at most 768 files for all workers
-// together, nor more than half of `fd_limit` (the soft RLIMIT_NOFILE), so that a job stays
-// within the descriptor limit and within the 1024 temp files that are removed on
-// SIGINT/SIGTERM (crypto/file_io.cpp). At least 1. Fewer, larger batches mean fewer syncfs
-// and directory fsyncs: 256 instead of 64 took 10,000 files from 1.74 to 1.44 s on ext4
-// (docs/performance.md).
-size_t BatchGroupsPerWorker(size_t jobs, size_t files_per_group, uint64_t fd_limit);
-
-// The same for workers that commit a full batch on a thread of their own while writing the
-// next (AtomicBatch's overlap), so that two batches per worker can be pending: the budget is
-// shared as if among twice the workers. Only when that leaves each batch at least one group;
-// otherwise (many workers, a low descriptor limit) overlap is off and batches are sized as
-// by BatchGroupsPerWorker.
+// How the AtomicBatch of each of `jobs` parallel workers commits, a group being
+// `files_per_group` open temp files. A batch holds at most 256 groups; all pending batches
+// together at most 768 files, nor more than half of `fd_limit` (the soft RLIMIT_NOFILE), so
+// that a job stays within the descriptor limit and within the 1024 temp files that are
+// removed on SIGINT/SIGTERM (crypto/file_io.cpp). Fewer, larger batches mean fewer syncfs and
+// directory fsyncs: 256 instead of 64 took 10,000 files from 1.74 to 1.44 s on ext4
+// (docs/performance.md). Where the budget leaves each of two batches per worker a group, a
+// full batch is committed on a thread of its own while the next is written (overlap);
+// otherwise (many workers, a low descriptor limit) one batch per worker, of at least 1 group.
 struct BatchPlan {
   size_t groups;
   bool overlap;
 };
 BatchPlan PlanBatches(size_t jobs, size_t files_per_group, uint64_t fd_limit);
 
-// The soft limit on open file descriptors (RLIMIT_NOFILE), for BatchGroupsPerWorker.
+// The soft limit on open file descriptors (RLIMIT_NOFILE), for PlanBatches.
 uint64_t OpenFileLimit();
 
 // Runs `work` on every item with `jobs` threads (each item exactly once; one item's failure

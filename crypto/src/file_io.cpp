@@ -346,8 +346,7 @@ void AtomicBatch::Add(std::vector<AtomicFile> group, Done done) {
   if (groups_.size() < max_groups_) return;
   if (!overlap_) return Flush();
   WaitInFlight();
-  in_flight_ = std::move(groups_);
-  groups_.clear();
+  in_flight_ = std::exchange(groups_, {});
   try {
     committer_ = std::thread([this] {
       try {
@@ -365,8 +364,7 @@ void AtomicBatch::Add(std::vector<AtomicFile> group, Done done) {
 void AtomicBatch::Flush() {
   WaitInFlight();
   if (groups_.empty()) return;
-  std::vector<Group> groups = std::move(groups_);
-  groups_.clear();
+  std::vector<Group> groups = std::exchange(groups_, {});
   Commit(groups);
 }
 
