@@ -142,7 +142,8 @@ Result<int> RunEncrypt(Context& ctx, const EncryptOptions& opts) {
     if (opts.threads == 0 && jobs > 1) {
       params.engine.threads = std::max(1u, DefaultJobs() / static_cast<unsigned>(jobs));
     }
-    std::mutex mu;  // counters, error output, the audit log and `fatal`
+    std::mutex mu;        // counters, error output and `fatal`: held for microseconds
+    std::mutex audit_mu;  // the audit log, whose every 256th record is a flush with fsyncs
     std::optional<Error> fatal;
     std::atomic<size_t> next{0};
     auto report_failure = [&](const std::string& path, const Error& e) {
@@ -178,8 +179,13 @@ Result<int> RunEncrypt(Context& ctx, const EncryptOptions& opts) {
         req.batch = &batch;
         req.on_commit = [&, path = in.path, output = req.output](const Status& s) {
           if (!s.ok()) return report_failure(path, s.error());
-          std::lock_guard<std::mutex> lock(mu);
-          ++done;
+          {
+            std::lock_guard<std::mutex> lock(mu);
+            ++done;
+          }
+          // Not under `mu`: a flush (three fsyncs) held it for milliseconds, and every worker
+          // takes `mu` once per file, so each flush stalled the whole job.
+          std::lock_guard<std::mutex> lock(audit_mu);
           AuditKeyUse(ctx, "encrypt", used_keys, output);
         };
         auto stats = EncryptOne(params, req);

@@ -70,6 +70,22 @@ expect_code 0; expect_out '"intact": true'; expect_out '"first_problem": null'
 kh --passphrase-file wrong log verify
 expect_code 6; expect_error_format
 
+# --- a tree: each object's use logged exactly once ------------------------------------------
+# 600 objects, more than two flushes' worth (one per 256 records): the records come from the
+# workers' commit threads, which take the audit log in turn; a flush holds only that lock.
+mkdir tree
+for i in $(seq 600); do printf 'object %s\n' "$i" >"tree/f$i"; done
+kh --passphrase-file pass encrypt -k backups -O tree.out tree
+expect_code 0; expect_err "encrypted 600 file(s)"
+kh --json --passphrase-file pass log show
+expect_code 0; expect_out '"intact": true'
+check; [ "$(grep -o '"object": "tree.out/f[0-9]*\.kh"' <<<"$OUT" | wc -l)" = 600 ] ||
+  fail "not 600 use.encrypt records for the tree"
+check; [ "$(grep -o '"object": "tree.out/f[0-9]*\.kh"' <<<"$OUT" | sort -u | wc -l)" = 600 ] ||
+  fail "an object of the tree was logged twice or not at all"
+kh --passphrase-file pass log verify
+expect_code 0
+
 # --- tampering -------------------------------------------------------------------------------
 cp ks/audit.log saved.log
 cp ks/audit.head saved.head
