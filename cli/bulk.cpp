@@ -164,7 +164,8 @@ BulkSummary RunBulk(const std::vector<BulkItem>& items, unsigned jobs, bool prog
   summary.objects = items.size();
   std::vector<std::optional<Error>> errors(items.size());
   std::map<std::string, uint64_t> reasons;
-  std::mutex mu;
+  std::mutex mu;         // the summary, errors, reasons and `finished`
+  std::mutex result_mu;  // on_result: an audit flush (fsyncs) must not stall every worker
   std::condition_variable all_done;
   std::atomic<size_t> next{0};
   size_t finished = 0;
@@ -180,22 +181,29 @@ BulkSummary RunBulk(const std::vector<BulkItem>& items, unsigned jobs, bool prog
         r.status = ItemStatus::kFailed;
         r.error = Error(ErrorCode::kInternal, std::string("unexpected failure: ") + e.what());
       }
-      std::lock_guard<std::mutex> lock(mu);
-      switch (r.status) {
-        case ItemStatus::kDone:
-          ++summary.done;
-          break;
-        case ItemStatus::kSkipped:
-          ++summary.skipped;
-          ++reasons[r.skip_reason];
-          break;
-        case ItemStatus::kFailed:
-          ++summary.failed;
-          errors[i] = r.error;
-          break;
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        switch (r.status) {
+          case ItemStatus::kDone:
+            ++summary.done;
+            break;
+          case ItemStatus::kSkipped:
+            ++summary.skipped;
+            ++reasons[r.skip_reason];
+            break;
+          case ItemStatus::kFailed:
+            ++summary.failed;
+            errors[i] = r.error;
+            break;
+        }
+        summary.bytes += r.bytes;
       }
-      summary.bytes += r.bytes;
-      if (on_result) on_result(items[i], r);
+      if (on_result) {
+        std::lock_guard<std::mutex> lock(result_mu);
+        on_result(items[i], r);
+      }
+      // Counted as finished only after on_result: once all are, every call has returned.
+      std::lock_guard<std::mutex> lock(mu);
       if (++finished == items.size()) all_done.notify_all();
     }
   };

@@ -83,6 +83,17 @@ check; [ "$(grep -o '"object": "tree.out/f[0-9]*\.kh"' <<<"$OUT" | wc -l)" = 600
   fail "not 600 use.encrypt records for the tree"
 check; [ "$(grep -o '"object": "tree.out/f[0-9]*\.kh"' <<<"$OUT" | sort -u | wc -l)" = 600 ] ||
   fail "an object of the tree was logged twice or not at all"
+# The same for rewrap, whose workers share one summary lock and take the log in turn.
+kh --passphrase-file pass key rotate backups
+expect_code 0
+kh --passphrase-file pass rewrap tree.out
+expect_code 0
+kh --passphrase-file pass log show
+expect_code 0
+check; [ "$(grep -o 'use\.rewrap .*object=tree\.out/f[0-9]*\.kh$' <<<"$OUT" | wc -l)" = 600 ] ||
+  fail "not 600 use.rewrap records for the tree"
+check; [ "$(grep -o 'use\.rewrap .*object=tree\.out/f[0-9]*\.kh$' <<<"$OUT" | sort -u | wc -l)" = 600 ] ||
+  fail "an object of the tree was rewrapped twice or not logged"
 kh --passphrase-file pass log verify
 expect_code 0
 
