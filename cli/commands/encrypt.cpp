@@ -17,6 +17,7 @@
 #include "object_ops.h"
 #include "paths.h"
 #include "ui.h"
+#include "work_runs.h"
 
 namespace keyhold::cli {
 namespace {
@@ -114,7 +115,7 @@ Result<int> RunEncrypt(Context& ctx, const EncryptOptions& opts) {
     bytes = stats.plaintext_bytes;
     AuditKeyUse(ctx, "encrypt", used_keys, req.output.empty() ? "-" : req.output);
   } else {
-    // A tree (-O DIR): DefaultJobs() workers take the files in turn, so that small files,
+    // A tree (-O DIR): DefaultJobs() workers share the files out, so that small files,
     // whose cost is the per-object key wrap and file creation, use every core. Each worker
     // commits its outputs in batches: one data sync per batch instead of one fsync per file,
     // and every file still appears only complete (see AtomicBatch). One bad file never stops
@@ -146,6 +147,12 @@ Result<int> RunEncrypt(Context& ctx, const EncryptOptions& opts) {
     std::mutex audit_mu;  // the audit log, whose every 256th record is a flush with fsyncs
     std::optional<Error> fatal;
     std::atomic<size_t> next{0};
+    // Set on a fatal error: no run is taken any more, and workers leave the run in hand.
+    std::atomic<bool> stopping{false};
+    auto stop_sharing = [&] {
+      stopping.store(true, std::memory_order_relaxed);
+      next.store(expansion.files.size());
+    };
     auto report_failure = [&](const std::string& path, const Error& e) {
       std::lock_guard<std::mutex> lock(mu);
       PrintError(Error(e.code, path + ": " + e.message, e.hint));
@@ -154,47 +161,51 @@ Result<int> RunEncrypt(Context& ctx, const EncryptOptions& opts) {
     auto work = [&] {
       AtomicBatch batch(plan.groups, plan.overlap);
       OutputDirs dirs(opts.output_dir);
-      for (size_t i; (i = next.fetch_add(1)) < expansion.files.size();) {
-        const auto& in = expansion.files[i];
-        EncryptRequest req;
-        req.input = in.path;
-        req.walked = {in.root.get(), in.relative};
-        req.detached = opts.detached;
-        req.force = opts.force;
-        req.fresh_output_dir = fresh_root;
-        req.output = outputs[i];
-        if (IsStdio(in.path)) {
-          report_failure(in.path, Error(ErrorCode::kInvalidArgument,
-                                        "standard input cannot be used with -O DIR"));
-          continue;
-        }
-        if (auto s = dirs.Prepare(req.output); !s.ok()) {
-          // The output tree itself is wrong (a symlink or a file where a directory must be):
-          // stop the job rather than fail every file below it.
-          std::lock_guard<std::mutex> lock(mu);
-          if (!fatal) fatal = s.error();
-          next.store(expansion.files.size());
-          break;
-        }
-        req.batch = &batch;
-        req.on_commit = [&, path = in.path, output = req.output](const Status& s) {
-          if (!s.ok()) return report_failure(path, s.error());
-          {
-            std::lock_guard<std::mutex> lock(mu);
-            ++done;
+      // Runs of consecutive files (see TakeWorkRun): 10,000 files of 4 KiB on ext4 take 0.92
+      // of the time of handing them out one at a time (median of 8 interleaved pairs).
+      for (WorkRun run; (run = TakeWorkRun(next, expansion.files.size(), jobs)).begin < run.end;) {
+        for (size_t i = run.begin; i < run.end && !stopping.load(std::memory_order_relaxed); ++i) {
+          const auto& in = expansion.files[i];
+          EncryptRequest req;
+          req.input = in.path;
+          req.walked = {in.root.get(), in.relative};
+          req.detached = opts.detached;
+          req.force = opts.force;
+          req.fresh_output_dir = fresh_root;
+          req.output = outputs[i];
+          if (IsStdio(in.path)) {
+            report_failure(in.path, Error(ErrorCode::kInvalidArgument,
+                                          "standard input cannot be used with -O DIR"));
+            continue;
           }
-          // Not under `mu`: a flush (three fsyncs) held it for milliseconds, and every worker
-          // takes `mu` once per file, so each flush stalled the whole job.
-          std::lock_guard<std::mutex> lock(audit_mu);
-          AuditKeyUse(ctx, "encrypt", used_keys, output);
-        };
-        auto stats = EncryptOne(params, req);
-        if (!stats.ok()) {
-          report_failure(in.path, stats.error());
-          continue;
+          if (auto s = dirs.Prepare(req.output); !s.ok()) {
+            // The output tree itself is wrong (a symlink or a file where a directory must be):
+            // stop the job rather than fail every file below it.
+            std::lock_guard<std::mutex> lock(mu);
+            if (!fatal) fatal = s.error();
+            stop_sharing();
+            break;
+          }
+          req.batch = &batch;
+          req.on_commit = [&, path = in.path, output = req.output](const Status& s) {
+            if (!s.ok()) return report_failure(path, s.error());
+            {
+              std::lock_guard<std::mutex> lock(mu);
+              ++done;
+            }
+            // Not under `mu`: a flush (three fsyncs) held it for milliseconds, and every worker
+            // takes `mu` once per file, so each flush stalled the whole job.
+            std::lock_guard<std::mutex> lock(audit_mu);
+            AuditKeyUse(ctx, "encrypt", used_keys, output);
+          };
+          auto stats = EncryptOne(params, req);
+          if (!stats.ok()) {
+            report_failure(in.path, stats.error());
+            continue;
+          }
+          std::lock_guard<std::mutex> lock(mu);
+          bytes += stats->plaintext_bytes;
         }
-        std::lock_guard<std::mutex> lock(mu);
-        bytes += stats->plaintext_bytes;
       }
       batch.Flush();
     };
@@ -207,7 +218,7 @@ Result<int> RunEncrypt(Context& ctx, const EncryptOptions& opts) {
       } catch (const std::exception& e) {
         std::lock_guard<std::mutex> lock(mu);
         if (!fatal) fatal = Error(ErrorCode::kInternal, std::string("encrypt failed: ") + e.what());
-        next.store(expansion.files.size());
+        stop_sharing();
       }
     };
     std::vector<std::thread> helpers;
