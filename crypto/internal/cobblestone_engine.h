@@ -13,6 +13,7 @@
 
 #include "keyhold/crypto/cobblestone.h"
 #include "keyhold/crypto/result.h"
+#include "keyhold/crypto/secret_bytes.h"
 
 namespace keyhold::cobblestone::internal {
 
@@ -55,6 +56,14 @@ Result<size_t> FillFromSource(Source& in, std::span<uint8_t> out);
 Result<DerivedKeys> DeriveAndCheck(const SecretBytes& input_key, std::span<const uint8_t> salt,
                                    std::span<const uint8_t> context,
                                    std::span<const uint8_t> commitment);
+
+// Encrypt with a salt the caller drew: it must be 24 fresh random bytes for every message
+// (the derived key and nonce depend on it; kInvalidArgument for another size). For
+// envelope.cpp, which draws it in the same call as the object's other random values; the
+// public Encrypt draws its own, and tests use testing::EncryptWithSaltForTesting.
+Result<StreamStats> EncryptWithSalt(const SecretBytes& input_key, std::span<const uint8_t> salt,
+                                    std::span<const uint8_t> context, Source& in, Sink& out,
+                                    const Options& options);
 
 // Writes `prefix`, then encrypts everything `in` yields as chunks first_chunk, first_chunk+1,
 // ... (first_chunk is 0 except in tests of the counter limit). kInvalidArgument before a

@@ -36,6 +36,10 @@ Status CheckRawParams(const SecretBytes& key, std::span<const uint8_t> base_nonc
   return {};
 }
 
+}  // namespace
+
+namespace internal {
+
 Result<StreamStats> EncryptWithSalt(const SecretBytes& input_key, std::span<const uint8_t> salt,
                                     std::span<const uint8_t> context, Source& in, Sink& out,
                                     const Options& options) {
@@ -44,11 +48,10 @@ Result<StreamStats> EncryptWithSalt(const SecretBytes& input_key, std::span<cons
   std::array<uint8_t, kPrefixSize> prefix{};
   std::copy(salt.begin(), salt.end(), prefix.begin());
   std::copy(keys.commitment.begin(), keys.commitment.end(), prefix.begin() + kSaltSize);
-  return internal::EncryptChunks(keys.key.ExposeSecret(), keys.base_nonce, prefix, in, out,
-                                 options);
+  return EncryptChunks(keys.key.ExposeSecret(), keys.base_nonce, prefix, in, out, options);
 }
 
-}  // namespace
+}  // namespace internal
 
 Result<size_t> FdSource::Read(std::span<uint8_t> out) {
   if (eof_ || out.empty()) return size_t{0};
@@ -91,7 +94,7 @@ Result<StreamStats> Encrypt(const SecretBytes& input_key, std::span<const uint8_
   // A fresh 192-bit salt per message: the derived key and nonce never repeat for an input key.
   std::array<uint8_t, kSaltSize> salt{};
   RandomBytes(salt);
-  return EncryptWithSalt(input_key, salt, context, in, out, options);
+  return internal::EncryptWithSalt(input_key, salt, context, in, out, options);
 }
 
 Result<StreamStats> Decrypt(const SecretBytes& input_key, std::span<const uint8_t> context,
@@ -120,7 +123,7 @@ Result<StreamStats> EncryptWithSaltForTesting(const SecretBytes& input_key,
                                               std::span<const uint8_t> salt,
                                               std::span<const uint8_t> context, Source& in,
                                               Sink& out, const Options& options) {
-  return EncryptWithSalt(input_key, salt, context, in, out, options);
+  return internal::EncryptWithSalt(input_key, salt, context, in, out, options);
 }
 }  // namespace testing
 

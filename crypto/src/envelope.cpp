@@ -8,6 +8,7 @@
 #include <set>
 #include <string>
 
+#include "internal/cobblestone_engine.h"
 #include "keyhold/crypto/aes_gcm.h"
 #include "keyhold/crypto/constant_time.h"
 #include "keyhold/crypto/encoding.h"
@@ -286,20 +287,27 @@ std::array<uint8_t, kFingerprintSize> RecipientFingerprint(const X25519PublicKey
 
 // --- Objects --------------------------------------------------------------------------------
 
-Result<NewHeader> CreateHeader(const EncryptParams& params) {
-  // The object id and the wrap salts are public values, drawn in one call: one system call per
-  // object instead of one per value, which a tree of small files feels. The DEK is drawn on
-  // its own, straight into locked memory.
-  std::vector<uint8_t> public_random(kObjectIdSize + params.keks.size() * kWrapSaltSize);
-  RandomBytes(public_random);
+namespace {
+
+// A new header, its random values drawn in one call: the DEK, the object id, a wrap salt per
+// KEK target, and `extra` (EncryptObject's payload salt). One system call per object instead
+// of three, which a tree of small files feels. The draw is made into locked memory, wiped on
+// return; the public values are copied out of it.
+Result<NewHeader> CreateHeaderDrawing(const EncryptParams& params, std::span<uint8_t> extra) {
+  const SecretBytes drawn = SecretBytes::Random(kDekSize + kObjectIdSize +
+                                                params.keks.size() * kWrapSaltSize + extra.size());
+  std::span<const uint8_t> rest = drawn.ExposeSecret();
+  auto take = [&rest](size_t n) {
+    std::span<const uint8_t> out = rest.first(n);
+    rest = rest.subspan(n);
+    return out;
+  };
+  const SecretBytes dek = SecretBytes::CopyOf(take(kDekSize));
   std::array<uint8_t, kObjectIdSize> object_id{};
-  std::copy_n(public_random.begin(), kObjectIdSize, object_id.begin());
+  std::ranges::copy(take(kObjectIdSize), object_id.begin());
   std::vector<std::array<uint8_t, kWrapSaltSize>> salts(params.keks.size());
-  for (size_t i = 0; i < salts.size(); ++i) {
-    std::copy_n(public_random.begin() + static_cast<ptrdiff_t>(kObjectIdSize + i * kWrapSaltSize),
-                kWrapSaltSize, salts[i].begin());
-  }
-  const SecretBytes dek = SecretBytes::Random(kDekSize);
+  for (auto& salt : salts) std::ranges::copy(take(kWrapSaltSize), salt.begin());
+  std::ranges::copy(take(extra.size()), extra.begin());
   std::vector<X25519KeyPair> ephemerals;
   std::vector<const SecretBytes*> ephemeral_secrets;
   ephemerals.reserve(params.recipients.size());
@@ -308,6 +316,12 @@ Result<NewHeader> CreateHeader(const EncryptParams& params) {
     ephemeral_secrets.push_back(&ephemerals.back().secret);
   }
   return BuildHeader(params, dek, object_id, salts, ephemeral_secrets);
+}
+
+}  // namespace
+
+Result<NewHeader> CreateHeader(const EncryptParams& params) {
+  return CreateHeaderDrawing(params, {});
 }
 
 namespace {
@@ -339,14 +353,19 @@ class HeaderFirstSink final : public cobblestone::Sink {
 Result<cobblestone::StreamStats> EncryptObject(const EncryptParams& params, cobblestone::Source& in,
                                                cobblestone::Sink& header_out,
                                                cobblestone::Sink& payload_out) {
-  KH_ASSIGN_OR_RETURN(NewHeader created, CreateHeader(params));
+  // The payload's salt comes from the header's draw (see CreateHeaderDrawing); Cobblestone
+  // needs only that it be fresh and random, as cobblestone::Encrypt's own would be.
+  std::array<uint8_t, cobblestone::kSaltSize> salt{};
+  KH_ASSIGN_OR_RETURN(NewHeader created, CreateHeaderDrawing(params, salt));
   const std::vector<uint8_t> immutable = EncodeImmutable(created.header);
   if (&header_out != &payload_out) {
     KH_RETURN_IF_ERROR(header_out.Write(created.header_bytes));
-    return cobblestone::Encrypt(created.dek, immutable, in, payload_out, params.engine);
+    return cobblestone::internal::EncryptWithSalt(created.dek, salt, immutable, in, payload_out,
+                                                  params.engine);
   }
   HeaderFirstSink out(payload_out, created.header_bytes);
-  return cobblestone::Encrypt(created.dek, immutable, in, out, params.engine);
+  return cobblestone::internal::EncryptWithSalt(created.dek, salt, immutable, in, out,
+                                                params.engine);
 }
 
 Result<OpenedHeader> OpenHeader(std::span<const uint8_t> header_bytes, const Keyring& keyring,

@@ -211,6 +211,64 @@ TEST_CASE("derivations match FORMAT.md when recomputed independently", "[format]
   CHECK(std::get<X25519Stanza>(again->header.stanzas[1]).ephemeral != x.ephemeral);
 }
 
+TEST_CASE("an object's random values are all fresh and distinct", "[format]") {
+  // EncryptObject draws the DEK, the object id, the wrap salts and the payload salt in one
+  // call and cuts it up: no two of them may share bytes, within an object or across two.
+  Fixture f;
+  EncryptParams params;
+  params.keks.push_back(f.kek_a->target);
+  params.keks.push_back(f.kek_b->target);
+  std::vector<std::vector<uint8_t>> seen;
+  std::vector<SecretBytes> deks;
+  for (int object = 0; object < 2; ++object) {
+    const std::vector<uint8_t> pt = {1, 2, 3};
+    MemorySource src(pt);
+    VectorSink header_sink, payload_sink;
+    REQUIRE(EncryptObject(params, src, header_sink, payload_sink).ok());
+    size_t size = 0;
+    auto header = ParseHeader(header_sink.bytes, &size);
+    REQUIRE(header.ok());
+    REQUIRE(payload_sink.bytes.size() > cobblestone::kSaltSize);
+    seen.emplace_back(header->object_id.begin(), header->object_id.end());
+    for (const auto& stanza : header->stanzas) {
+      const auto& salt = std::get<KekStanza>(stanza).salt;
+      seen.emplace_back(salt.begin(), salt.end());
+    }
+    seen.emplace_back(payload_sink.bytes.begin(),
+                      payload_sink.bytes.begin() + cobblestone::kSaltSize);
+    auto opened = OpenHeader(header_sink.bytes, f.KeyA());
+    REQUIRE(opened.ok());
+    deks.push_back(opened->dek.Clone());
+    MemorySource back(payload_sink.bytes);
+    VectorSink out;
+    REQUIRE(DecryptPayload(*opened, back, out).ok());
+    CHECK(out.bytes == pt);
+  }
+  REQUIRE(seen.size() == 2 * 4);
+  const std::vector<uint8_t> zeros(8, 0);
+  for (size_t i = 0; i < seen.size(); ++i) {
+    INFO("value " << i);
+    CHECK(seen[i].size() >= 16);
+    CHECK_FALSE(std::equal(zeros.begin(), zeros.end(), seen[i].begin()));
+    for (size_t j = 0; j < i; ++j) {
+      // No 8-byte window of one value occurs in another: overlapping cuts would show here.
+      for (size_t a = 0; a + 8 <= seen[i].size(); ++a) {
+        auto hit = std::search(seen[j].begin(), seen[j].end(), seen[i].begin() + a,
+                               seen[i].begin() + a + 8);
+        CHECK(hit == seen[j].end());
+      }
+    }
+    for (const SecretBytes& dek : deks) {
+      auto d = dek.ExposeSecret();
+      for (size_t a = 0; a + 8 <= seen[i].size(); ++a) {
+        CHECK(std::search(d.begin(), d.end(), seen[i].begin() + a, seen[i].begin() + a + 8) ==
+              d.end());
+      }
+    }
+  }
+  CHECK_FALSE(SecretEquals(deks[0], deks[1]));
+}
+
 TEST_CASE("CreateHeader refuses bad parameters", "[format]") {
   Fixture f;
   EncryptParams p;
