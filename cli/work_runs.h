@@ -5,6 +5,9 @@
 #include <algorithm>
 #include <atomic>
 #include <cstddef>
+#include <cstdint>
+#include <mutex>
+#include <vector>
 
 namespace keyhold::cli {
 
@@ -12,28 +15,86 @@ namespace keyhold::cli {
 struct WorkRun {
   size_t begin = 0;
   size_t end = 0;
+  size_t size() const { return end - begin; }
 };
 
 // The longest run a worker takes.
 inline constexpr size_t kMaxWorkRun = 64;
+// What a worker handles of a run before it gives the rest back (see WorkSharer).
+inline constexpr uint64_t kWorkRunBytes = 1 << 20;
 
-// Takes the next run of the `total` items shared by `jobs` workers through `next` (the
-// index of the first item not yet taken; storing `total` or more in it ends the sharing).
+// Shares `total` items among `jobs` workers in runs of consecutive items.
+//
 // Consecutive items of a walked tree are files of one directory, so two workers taking runs
-// mostly create their outputs in different directories: taking items one at a time, they
-// both worked in the same directory, each waiting on its lock and on its blocks while the
-// other's batch was being synced. A run is a quarter of each worker's share of what is left
-// (at most kMaxWorkRun): runs shrink as the end nears, and the last 4 * jobs items go one by
-// one, so a few large files at the end are still shared out rather than left to one worker.
-// Every item is taken exactly once, by whichever thread takes the run it is in.
-inline WorkRun TakeWorkRun(std::atomic<size_t>& next, size_t total, size_t jobs) {
-  const size_t taken = next.load(std::memory_order_relaxed);
-  const size_t left = taken < total ? total - taken : 0;
-  const size_t run = std::clamp<size_t>(left / (4 * std::max<size_t>(jobs, 1)), 1, kMaxWorkRun);
-  // A stale `left` only changes the run's length; fetch_add alone decides which items.
-  const size_t begin = std::min(next.fetch_add(run), total);
-  return {begin, std::min(begin + run, total)};
-}
+// mostly create their outputs in different directories (when the tree has subdirectories):
+// taking items one at a time, they both worked in the same directory, each waiting on its
+// lock and on its blocks while the other's batch was being synced. A run is a quarter of
+// each worker's share of what is left (at most kMaxWorkRun), so runs shrink as the end nears
+// and the last 4 * jobs items go one by one.
+//
+// Runs are for small files. A worker that has handled kWorkRunBytes of a run gives the rest
+// back (GiveBack) before going on, and given-back items are taken before new ones: a
+// directory of large files is shared out a file or a few at a time, instead of going to one
+// worker while the others, done with their small files, wait.
+//
+// Every item is taken exactly once, by whichever worker takes a run it is in. Thread-safe.
+class WorkSharer {
+ public:
+  WorkSharer(size_t total, size_t jobs) : total_(total), jobs_(std::max<size_t>(jobs, 1)) {}
+
+  // The next run; empty once every item has been taken, or after Stop.
+  WorkRun Take() {
+    if (has_returned_.load(std::memory_order_acquire)) {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (!returned_.empty()) {
+        WorkRun& back = returned_.back();
+        const WorkRun run{back.begin, back.begin + RunLength(back.size())};
+        back.begin = run.end;
+        if (back.begin == back.end) returned_.pop_back();
+        has_returned_.store(!returned_.empty(), std::memory_order_release);
+        return run;
+      }
+    }
+    const size_t taken = next_.load(std::memory_order_relaxed);
+    const size_t left = taken < total_ ? total_ - taken : 0;
+    const size_t n = RunLength(left);
+    // A stale `left` only changes the run's length; fetch_add alone decides which items.
+    const size_t begin = std::min(next_.fetch_add(n), total_);
+    return {begin, std::min(begin + n, total_)};
+  }
+
+  // Items of a run taken from this sharer that the caller will not handle, to be taken again.
+  void GiveBack(WorkRun rest) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (rest.begin >= rest.end || stopped_.load(std::memory_order_relaxed)) return;
+    returned_.push_back(rest);
+    has_returned_.store(true, std::memory_order_release);
+  }
+
+  // Ends the sharing (a fatal error): Take returns nothing more, and Stopped tells a worker to
+  // leave the run in hand.
+  void Stop() {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopped_.store(true, std::memory_order_relaxed);
+    next_.store(total_);
+    returned_.clear();
+    has_returned_.store(false, std::memory_order_release);
+  }
+  bool Stopped() const { return stopped_.load(std::memory_order_relaxed); }
+
+ private:
+  size_t RunLength(size_t left) const {
+    return std::clamp<size_t>(left / (4 * jobs_), 1, kMaxWorkRun);
+  }
+
+  const size_t total_;
+  const size_t jobs_;
+  std::atomic<size_t> next_{0};  // the first item not yet taken from the list
+  std::atomic<bool> stopped_{false};
+  std::atomic<bool> has_returned_{false};  // returned_ is not empty (read without mu_)
+  std::mutex mu_;                          // returned_; held to set stopped_
+  std::vector<WorkRun> returned_;          // given back, not yet taken again
+};
 
 }  // namespace keyhold::cli
 

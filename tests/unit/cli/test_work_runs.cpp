@@ -1,22 +1,27 @@
-// TakeWorkRun (cli/work_runs.h): how a tree's files are shared among encrypt's workers.
+// WorkSharer (cli/work_runs.h): how a tree's files are shared among encrypt's workers.
 #include <atomic>
 #include <catch2/catch.hpp>
+#include <random>
 #include <thread>
 #include <vector>
 
-#include "cli/work_runs.h"
+#include "work_runs.h"
 
 using keyhold::cli::kMaxWorkRun;
-using keyhold::cli::TakeWorkRun;
 using keyhold::cli::WorkRun;
+using keyhold::cli::WorkSharer;
 
 namespace {
 
 // The runs one thread takes until none is left, in order.
-std::vector<WorkRun> TakeAll(std::atomic<size_t>& next, size_t total, size_t jobs) {
+std::vector<WorkRun> TakeAll(WorkSharer& sharer) {
   std::vector<WorkRun> runs;
-  for (WorkRun r; (r = TakeWorkRun(next, total, jobs)).begin < r.end;) runs.push_back(r);
+  for (WorkRun r; (r = sharer.Take()).size() > 0;) runs.push_back(r);
   return runs;
+}
+
+size_t ExpectedLength(size_t left, size_t jobs) {
+  return std::max<size_t>(1, std::min(kMaxWorkRun, left / (4 * jobs)));
 }
 
 }  // namespace
@@ -24,43 +29,74 @@ std::vector<WorkRun> TakeAll(std::atomic<size_t>& next, size_t total, size_t job
 TEST_CASE("work runs: one thread takes every item once, in order, in shrinking runs", "[cli]") {
   const size_t total = GENERATE(0, 1, 7, 8, 9, 100, 10000);
   const size_t jobs = GENERATE(1, 2, 16);
-  std::atomic<size_t> next{0};
-  const std::vector<WorkRun> runs = TakeAll(next, total, jobs);
+  WorkSharer sharer(total, jobs);
+  const std::vector<WorkRun> runs = TakeAll(sharer);
   size_t expected_begin = 0;
   for (size_t k = 0; k < runs.size(); ++k) {
     const WorkRun& r = runs[k];
     CHECK(r.begin == expected_begin);
     REQUIRE(r.end > r.begin);
-    const size_t left = total - r.begin;
     // A quarter of each worker's share of what was left, at least 1, at most kMaxWorkRun.
-    CHECK(r.end - r.begin <= kMaxWorkRun);
-    CHECK(r.end - r.begin == std::max<size_t>(1, std::min(kMaxWorkRun, left / (4 * jobs))));
-    if (k > 0) CHECK(r.end - r.begin <= runs[k - 1].end - runs[k - 1].begin);
+    CHECK(r.size() == ExpectedLength(total - r.begin, jobs));
+    if (k > 0) CHECK(r.size() <= runs[k - 1].size());
     expected_begin = r.end;
   }
   CHECK(expected_begin == total);
   // The last 4 * jobs items go one by one (all of them when there are fewer).
   const size_t singles = std::min(total, 4 * jobs);
   REQUIRE(runs.size() >= singles);
-  for (size_t k = runs.size() - singles; k < runs.size(); ++k) {
-    CHECK(runs[k].end - runs[k].begin == 1);
-  }
-  // Once the items are gone, every call returns an empty run at the end.
-  const WorkRun after = TakeWorkRun(next, total, jobs);
-  CHECK(after.begin == total);
-  CHECK(after.end == total);
+  for (size_t k = runs.size() - singles; k < runs.size(); ++k) CHECK(runs[k].size() == 1);
+  // Once the items are gone, every call returns an empty run.
+  CHECK(sharer.Take().size() == 0);
 }
 
-TEST_CASE("work runs: threads racing take every item exactly once", "[cli]") {
+TEST_CASE("work runs: given-back items are taken again first, in runs of their own", "[cli]") {
+  WorkSharer sharer(1000, 2);
+  const WorkRun first = sharer.Take();
+  REQUIRE(first.begin == 0);
+  REQUIRE(first.size() == 64);
+  // The worker handled items 0 and 1 (say, two large files) and gives back 2..63.
+  sharer.GiveBack({2, 64});
+  const WorkRun again = sharer.Take();
+  CHECK(again.begin == 2);
+  CHECK(again.size() == ExpectedLength(62, 2));   // 7: a run of what was given back
+  sharer.GiveBack({again.begin + 1, again.end});  // one more large file handled
+  const WorkRun third = sharer.Take();
+  CHECK(third.begin == 3);
+  CHECK(third.size() == 1);  // 6 left of what was given back: one at a time
+  // Then the given-back items run out and the list goes on where it was.
+  std::vector<bool> seen(1000, false);
+  for (size_t i = first.begin; i < third.end; ++i) seen[i] = true;
+  for (WorkRun r; (r = sharer.Take()).size() > 0;) {
+    for (size_t i = r.begin; i < r.end; ++i) {
+      CHECK_FALSE(seen[i]);
+      seen[i] = true;
+    }
+  }
+  CHECK(std::count(seen.begin(), seen.end(), true) == 1000);
+  sharer.GiveBack({});  // an empty rest is ignored
+  CHECK(sharer.Take().size() == 0);
+}
+
+TEST_CASE("work runs: threads racing, giving back at random, take every item exactly once",
+          "[cli]") {
   constexpr size_t kTotal = 100000;
   constexpr size_t kThreads = 4;
   std::vector<std::atomic<int>> hits(kTotal);
-  std::atomic<size_t> next{0};
+  WorkSharer sharer(kTotal, kThreads);
   std::vector<std::thread> threads;
   for (size_t t = 0; t < kThreads; ++t) {
-    threads.emplace_back([&] {
-      for (WorkRun r; (r = TakeWorkRun(next, kTotal, kThreads)).begin < r.end;) {
-        for (size_t i = r.begin; i < r.end; ++i) hits[i].fetch_add(1);
+    threads.emplace_back([&, t] {
+      std::mt19937 rng(static_cast<unsigned>(t));
+      for (WorkRun r; (r = sharer.Take()).size() > 0;) {
+        // Handle a random prefix of the run (at least one item), give the rest back.
+        const size_t handled = 1 + rng() % r.size();
+        for (size_t i = r.begin; i < r.begin + handled; ++i) hits[i].fetch_add(1);
+        if (rng() % 2 == 0) {
+          sharer.GiveBack({r.begin + handled, r.end});
+        } else {
+          for (size_t i = r.begin + handled; i < r.end; ++i) hits[i].fetch_add(1);
+        }
       }
     });
   }
@@ -70,12 +106,14 @@ TEST_CASE("work runs: threads racing take every item exactly once", "[cli]") {
   CHECK(wrong == 0);
 }
 
-TEST_CASE("work runs: storing the total ends the sharing", "[cli]") {
-  std::atomic<size_t> next{0};
-  const WorkRun first = TakeWorkRun(next, 1000, 2);
-  CHECK(first.begin == 0);
-  CHECK(first.end == 64);
-  next.store(1000);  // what encrypt does on a fatal error
-  const WorkRun r = TakeWorkRun(next, 1000, 2);
-  CHECK(r.begin == r.end);
+TEST_CASE("work runs: Stop ends the sharing, given-back items included", "[cli]") {
+  WorkSharer sharer(1000, 2);
+  const WorkRun first = sharer.Take();
+  sharer.GiveBack({first.begin + 1, first.end});
+  CHECK_FALSE(sharer.Stopped());
+  sharer.Stop();  // what encrypt does on a fatal error
+  CHECK(sharer.Stopped());
+  CHECK(sharer.Take().size() == 0);
+  sharer.GiveBack({1, 10});  // ignored once stopped
+  CHECK(sharer.Take().size() == 0);
 }
