@@ -9,6 +9,8 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
+#include <deque>
+#include <exception>
 #include <fstream>
 #include <iostream>
 #include <map>
@@ -164,11 +166,19 @@ BulkSummary RunBulk(const std::vector<BulkItem>& items, unsigned jobs, bool prog
   summary.objects = items.size();
   std::vector<std::optional<Error>> errors(items.size());
   std::map<std::string, uint64_t> reasons;
-  std::mutex mu;         // the summary, errors, reasons and `finished`
-  std::mutex result_mu;  // on_result: an audit flush (fsyncs) must not stall every worker
-  std::condition_variable all_done;
+  // on_result (the audit record) runs on this thread, which otherwise only waits: every 256th
+  // record is an audit flush with three fsyncs, and a worker calling it itself (under any
+  // lock they share) stalled the others for as long. The workers queue their results; a
+  // worker waits only when kMaxQueued are waiting.
+  constexpr size_t kMaxQueued = 256;
+  std::mutex mu;  // the summary, errors, reasons, `finished`, `reported` and `queued`
+  std::condition_variable wake;  // this thread: a result queued, or all reported
+  std::condition_variable room;  // the workers: room in `queued`
+  std::deque<std::pair<size_t, ItemResult>> queued;  // results waiting for on_result
   std::atomic<size_t> next{0};
-  size_t finished = 0;
+  size_t finished = 0;  // items whose work is done
+  size_t reported = 0;  // items whose on_result has returned (or that need none)
+  std::exception_ptr on_result_error;
 
   auto worker = [&] {
     for (;;) {
@@ -181,30 +191,29 @@ BulkSummary RunBulk(const std::vector<BulkItem>& items, unsigned jobs, bool prog
         r.status = ItemStatus::kFailed;
         r.error = Error(ErrorCode::kInternal, std::string("unexpected failure: ") + e.what());
       }
-      {
-        std::lock_guard<std::mutex> lock(mu);
-        switch (r.status) {
-          case ItemStatus::kDone:
-            ++summary.done;
-            break;
-          case ItemStatus::kSkipped:
-            ++summary.skipped;
-            ++reasons[r.skip_reason];
-            break;
-          case ItemStatus::kFailed:
-            ++summary.failed;
-            errors[i] = r.error;
-            break;
-        }
-        summary.bytes += r.bytes;
+      std::unique_lock<std::mutex> lock(mu);
+      switch (r.status) {
+        case ItemStatus::kDone:
+          ++summary.done;
+          break;
+        case ItemStatus::kSkipped:
+          ++summary.skipped;
+          ++reasons[r.skip_reason];
+          break;
+        case ItemStatus::kFailed:
+          ++summary.failed;
+          errors[i] = r.error;
+          break;
       }
+      summary.bytes += r.bytes;
+      ++finished;
       if (on_result) {
-        std::lock_guard<std::mutex> lock(result_mu);
-        on_result(items[i], r);
+        room.wait(lock, [&] { return queued.size() < kMaxQueued; });
+        queued.emplace_back(i, std::move(r));
+      } else {
+        ++reported;
       }
-      // Counted as finished only after on_result: once all are, every call has returned.
-      std::lock_guard<std::mutex> lock(mu);
-      if (++finished == items.size()) all_done.notify_all();
+      wake.notify_one();
     }
   };
 
@@ -214,11 +223,31 @@ BulkSummary RunBulk(const std::vector<BulkItem>& items, unsigned jobs, bool prog
   for (unsigned t = 0; t < jobs; ++t) pool.emplace_back(worker);
   {
     std::unique_lock<std::mutex> lock(mu);
-    while (finished < items.size()) {
-      all_done.wait_for(lock, std::chrono::milliseconds(200));
-      if (!progress) continue;
-      double elapsed =
-          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    auto last_progress = std::chrono::steady_clock::now();
+    while (reported < items.size()) {
+      wake.wait_for(lock, std::chrono::milliseconds(200),
+                    [&] { return !queued.empty() || reported == items.size(); });
+      while (!queued.empty()) {
+        std::pair<size_t, ItemResult> q = std::move(queued.front());
+        queued.pop_front();
+        room.notify_one();
+        lock.unlock();
+        // An exception (bad_alloc) is raised once the workers are joined; the records after
+        // it are not attempted.
+        if (!on_result_error) {
+          try {
+            on_result(items[q.first], q.second);
+          } catch (...) {
+            on_result_error = std::current_exception();
+          }
+        }
+        lock.lock();
+        ++reported;
+      }
+      const auto now = std::chrono::steady_clock::now();
+      if (!progress || now - last_progress < std::chrono::milliseconds(200)) continue;
+      last_progress = now;
+      double elapsed = std::chrono::duration<double>(now - start).count();
       std::string eta = "--:--:--";
       if (finished > 0) {
         eta = Duration(elapsed / static_cast<double>(finished) *
@@ -235,6 +264,7 @@ BulkSummary RunBulk(const std::vector<BulkItem>& items, unsigned jobs, bool prog
     std::fputs("\r\033[K", stderr);
     std::fflush(stderr);
   }
+  if (on_result_error) std::rethrow_exception(on_result_error);
   for (size_t i = 0; i < items.size(); ++i) {
     if (errors[i]) summary.failures.push_back({items[i].path, std::move(*errors[i])});
   }

@@ -102,7 +102,9 @@ uint64_t OpenFileLimit();
 
 // Runs `work` on every item with `jobs` threads (each item exactly once; one item's failure
 // never stops the others). `work` must be safe to call concurrently. `on_result` is called
-// for each item in completion order, serialized (never concurrently), e.g. for the audit log.
+// for each item in completion order, on the calling thread (never concurrently, and while
+// the workers go on), e.g. for the audit log; an exception it throws is rethrown once the
+// workers are joined, and no later on_result is called.
 // With `progress`, a line with counts, bytes and ETA is redrawn on stderr and erased at the end.
 BulkSummary RunBulk(const std::vector<BulkItem>& items, unsigned jobs, bool progress,
                     const std::function<ItemResult(const BulkItem&)>& work,
