@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <exception>
 #include <system_error>
 #include <utility>
 
@@ -431,6 +432,9 @@ void AtomicBatch::Commit(std::vector<Group>& groups) {
   // 3. Each directory once; a failure there is reported for every group renamed into it.
   std::vector<std::pair<std::string, Status>> dir_status;
   for (const auto& d : dirs) dir_status.emplace_back(d, FsyncDirectory(d));
+  // 4. Every group's callback, even after one throws: its files are in place by now, and a
+  // caller counts and logs them in its callback. The first exception is rethrown after.
+  std::exception_ptr thrown;
   for (auto& g : groups) {
     if (g.status.ok()) {
       for (const auto& f : g.files) {
@@ -439,8 +443,14 @@ void AtomicBatch::Commit(std::vector<Group>& groups) {
         }
       }
     }
-    if (g.done) g.done(g.status);
+    if (!g.done) continue;
+    try {
+      g.done(g.status);
+    } catch (...) {
+      if (!thrown) thrown = std::current_exception();
+    }
   }
+  if (thrown) std::rethrow_exception(thrown);
 }
 
 bool SyncfsReportsErrors(std::string_view release) {

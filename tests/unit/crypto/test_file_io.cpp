@@ -678,6 +678,44 @@ TEST_CASE("atomic batch: what the commit thread throws comes out of the next Add
   CHECK(dir.Entries() == std::set<std::string>{"a1", "a2", "b1"});
 }
 
+TEST_CASE("atomic batch: a throwing callback does not keep the others from running", "[crypto]") {
+  TempDir dir;
+  for (bool overlap : {false, true}) {
+    INFO(overlap);
+    const std::string tag = overlap ? "o" : "s";
+    keyhold::AtomicBatch batch(3, overlap);
+    std::vector<std::string> called;
+    auto note = [&called](std::string name) {
+      return [&called, name](const keyhold::Status& s) {
+        REQUIRE(s.ok());
+        called.push_back(name);
+      };
+    };
+    batch.Add(Group(Written(dir / (tag + "1"), "1")), note("1"));
+    batch.Add(Group(Written(dir / (tag + "2"), "2")), [&called](const keyhold::Status&) {
+      called.push_back("2");
+      throw std::runtime_error("first");
+    });
+    auto add_third = [&] {
+      batch.Add(Group(Written(dir / (tag + "3"), "3")), [&called](const keyhold::Status&) {
+        called.push_back("3");
+        throw std::logic_error("second");
+      });
+    };
+    // Full with the third: committed at once (the Add throws), or on the thread (the Flush
+    // does). Either way the first exception, once, after every callback ran.
+    if (!overlap) {
+      CHECK_THROWS_AS(add_third(), std::runtime_error);
+    } else {
+      add_third();
+      CHECK_THROWS_AS(batch.Flush(), std::runtime_error);
+    }
+    CHECK(called == std::vector<std::string>{"1", "2", "3"});
+    batch.Flush();
+  }
+  CHECK(dir.Entries() == std::set<std::string>{"s1", "s2", "s3", "o1", "o2", "o3"});
+}
+
 TEST_CASE("atomic batch: one failing group does not stop the others", "[crypto]") {
   // Whether the early check was made or not (a target that appears after Create is found at
   // the rename either way).
