@@ -44,31 +44,25 @@ class WorkSharer {
 
   // The next run; empty once every item has been taken, or after Stop.
   WorkRun Take() {
-    if (has_returned_.load(std::memory_order_acquire)) {
-      std::lock_guard<std::mutex> lock(mu_);
-      if (!returned_.empty()) {
-        WorkRun& back = returned_.back();
-        const WorkRun run{back.begin, back.begin + RunLength(back.size())};
-        back.begin = run.end;
-        if (back.begin == back.end) returned_.pop_back();
-        has_returned_.store(!returned_.empty(), std::memory_order_release);
-        return run;
-      }
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!returned_.empty()) {
+      WorkRun& back = returned_.back();
+      const WorkRun run{back.begin, back.begin + RunLength(back.size())};
+      back.begin = run.end;
+      if (back.begin == back.end) returned_.pop_back();
+      return run;
     }
-    const size_t taken = next_.load(std::memory_order_relaxed);
-    const size_t left = taken < total_ ? total_ - taken : 0;
-    const size_t n = RunLength(left);
-    // A stale `left` only changes the run's length; fetch_add alone decides which items.
-    const size_t begin = std::min(next_.fetch_add(n), total_);
-    return {begin, std::min(begin + n, total_)};
+    const size_t begin = next_;
+    next_ = std::min(total_, next_ + RunLength(total_ - next_));
+    return {begin, next_};
   }
 
   // Items of a run taken from this sharer that the caller will not handle, to be taken again.
   void GiveBack(WorkRun rest) {
     std::lock_guard<std::mutex> lock(mu_);
-    if (rest.begin >= rest.end || stopped_.load(std::memory_order_relaxed)) return;
-    returned_.push_back(rest);
-    has_returned_.store(true, std::memory_order_release);
+    if (rest.begin < rest.end && !stopped_.load(std::memory_order_relaxed)) {
+      returned_.push_back(rest);
+    }
   }
 
   // Ends the sharing (a fatal error): Take returns nothing more, and Stopped tells a worker to
@@ -76,10 +70,10 @@ class WorkSharer {
   void Stop() {
     std::lock_guard<std::mutex> lock(mu_);
     stopped_.store(true, std::memory_order_relaxed);
-    next_.store(total_);
+    next_ = total_;
     returned_.clear();
-    has_returned_.store(false, std::memory_order_release);
   }
+  // Read once per item, without the lock.
   bool Stopped() const { return stopped_.load(std::memory_order_relaxed); }
 
  private:
@@ -89,11 +83,10 @@ class WorkSharer {
 
   const size_t total_;
   const size_t jobs_;
-  std::atomic<size_t> next_{0};  // the first item not yet taken from the list
+  std::mutex mu_;                  // next_, returned_; held to set stopped_. Taken once per run.
+  size_t next_ = 0;                // the first item not yet taken from the list
+  std::vector<WorkRun> returned_;  // given back, not yet taken again
   std::atomic<bool> stopped_{false};
-  std::atomic<bool> has_returned_{false};  // returned_ is not empty (read without mu_)
-  std::mutex mu_;                          // returned_; held to set stopped_
-  std::vector<WorkRun> returned_;          // given back, not yet taken again
 };
 
 }  // namespace keyhold::cli
