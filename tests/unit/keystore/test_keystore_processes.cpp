@@ -6,8 +6,10 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <map>
+#include <optional>
 #include <random>
 #include <set>
 #include <thread>
@@ -90,16 +92,28 @@ size_t CheckVersions(const Keystore& ks) {
 }
 
 // Waits until the torture tool, started with "slow", has opened the keystore (its log says
-// "opened"). Spawn removes the log first, so a previous child's line is never seen.
+// "opened"). Spawn removes the log first, so a previous child's line is never seen. A child
+// that has already exited (the probe can open, rotate and exit between two polls) has been
+// reaped here: its status is kept for Reap.
 struct Opened {
   pid_t pid;
   std::chrono::steady_clock::time_point at;
+  std::optional<int> status;
 };
 Opened WaitOpened(pid_t pid, const std::string& log) {
   auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-  while (ReadText(log).find("opened\n") == std::string::npos) {
+  for (;;) {
+    if (ReadText(log).find("opened\n") != std::string::npos) {
+      return {pid, std::chrono::steady_clock::now(), std::nullopt};
+    }
     int status = 0;
-    if (waitpid(pid, &status, WNOHANG) == pid) FAIL("torture tool exited early: " << ReadText(log));
+    if (waitpid(pid, &status, WNOHANG) == pid) {
+      if (ReadText(log).find("opened\n") != std::string::npos) {
+        return {pid, std::chrono::steady_clock::now(), status};
+      }
+      FAIL("torture tool exited before opening the keystore (wait status "
+           << status << "): " << ReadText(log));
+    }
     if (std::chrono::steady_clock::now() > give_up) {
       kill(pid, SIGKILL);
       WaitExit(pid);
@@ -107,8 +121,10 @@ Opened WaitOpened(pid_t pid, const std::string& log) {
     }
     std::this_thread::sleep_for(std::chrono::microseconds(200));
   }
-  return {pid, std::chrono::steady_clock::now()};
 }
+
+// The child's wait status, reaping it unless WaitOpened already did.
+int Reap(const Opened& o) { return o.status ? *o.status : WaitExit(o.pid); }
 
 TEST_CASE("crash: SIGKILL at any step leaves the old or the new generation", "[keystore]") {
   ProcessFixture f;
@@ -124,7 +140,7 @@ TEST_CASE("crash: SIGKILL at any step leaves the old or the new generation", "[k
   // timed from the moment the child reports "opened", and the delays span the time three
   // slow rotations take here, measured first, capped at 150 ms.
   auto probe_opened = WaitOpened(Spawn(f, "3", /*slow=*/true, log), log);
-  REQUIRE(WaitExit(probe_opened.pid) == 0);
+  REQUIRE(Reap(probe_opened) == 0);
   auto span_us = std::chrono::duration_cast<std::chrono::microseconds>(
                      std::chrono::steady_clock::now() - probe_opened.at)
                      .count();
@@ -146,10 +162,11 @@ TEST_CASE("crash: SIGKILL at any step leaves the old or the new generation", "[k
   for (; (kills < kMinKills || !all_steps_hit()) && kills < kMaxKills &&
          std::chrono::steady_clock::now() < deadline;
        ++kills) {
-    pid_t pid = WaitOpened(Spawn(f, "0", /*slow=*/true, log), log).pid;
+    Opened child = WaitOpened(Spawn(f, "0", /*slow=*/true, log), log);
+    if (child.status) FAIL("torture tool exited early: " << ReadText(log));
     std::this_thread::sleep_for(std::chrono::microseconds(rng() % max_delay_us));
-    REQUIRE(kill(pid, SIGKILL) == 0);
-    int status = WaitExit(pid);
+    REQUIRE(kill(child.pid, SIGKILL) == 0);
+    int status = WaitExit(child.pid);
     if (!(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL)) {
       FAIL("torture tool exited early: " << ReadText(log));
     }
