@@ -17,9 +17,10 @@
 
 namespace keyhold::cobblestone::internal {
 
-// Chunks per stripe, the unit of work of one thread: it reads a stripe, seals or opens it
-// and writes it while the stripe is still in its core's cache (512 KiB of plaintext and its
-// sealed form, which the copy from the page cache and AES-GCM then find in L2). perf put 29%
+// Chunks per stripe, the unit of work of one thread: it reads a stripe and seals or opens it
+// while the stripe is still in its core's cache (512 KiB of plaintext and its sealed form,
+// which the copy from the page cache and AES-GCM then find in L2); the stripe is then written
+// in order, by that thread or by the one emitting. perf put 29%
 // of encrypt's time in the kernel's copy to user space when one thread read 4 MiB batches for
 // the others, 15% with stripes; interleaved runs on 1 GiB went from 4094 to 4820 MB/s
 // (encrypt) and 4060 to 4812 (decrypt), and 16, 32 and 64 chunks differed by less than the

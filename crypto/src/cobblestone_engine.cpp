@@ -1,5 +1,6 @@
-// The Cobblestone chunk engine: stripes of chunks (StripeChunks), each read, sealed or opened
-// and written by one of a small set of threads that live for one message, in order.
+// The Cobblestone chunk engine: stripes of chunks (StripeChunks), each read (in order) and
+// sealed or opened by one of a small set of threads that live for one message, and written in
+// order by whichever of them is emitting.
 #include "internal/cobblestone_engine.h"
 
 #include <unistd.h>
@@ -7,6 +8,7 @@
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
+#include <cstdlib>
 #include <exception>
 #include <mutex>
 #include <optional>
@@ -96,10 +98,10 @@ Result<DerivedKeys> DeriveAndCheck(const SecretBytes& input_key, std::span<const
 
 namespace {
 
-// How long a thread waiting for its turn spins before it sleeps on a condition variable: 2000
-// pauses, 10 to 100 microseconds depending on the CPU's pause latency, a few chunks' worth of
-// AES-GCM. The turn usually comes within that (the thread before is finishing its stripe),
-// and a futex wake-up costs more.
+// How long a thread waiting for a lane or a lock spins before it sleeps: 2000 pauses, 10 to
+// 100 microseconds depending on the CPU's pause latency, a few chunks' worth of AES-GCM. The
+// wait is usually over within that (the stripe ahead is being emitted, the holder of the read
+// lock is finishing its read), and a futex wake-up costs more.
 constexpr int kSpins = 2000;
 
 inline void Pause() {
@@ -119,27 +121,40 @@ std::unique_lock<std::mutex> SpinLock(std::mutex& mu) {
   return std::unique_lock<std::mutex>(mu);
 }
 
-// One thread's share of a message: its own AES-GCM context (AesGcm is not thread-safe; every
-// lane holds the same key schedule) and its buffers, reused for every stripe it takes. One
-// stripe of each is under 600 KiB, so a lane's data stays in its core's cache from the read to
-// the write.
+// A stripe's buffers and state: its own AES-GCM context (AesGcm is not thread-safe; every
+// lane holds the same key schedule), its plaintext and sealed chunks, and what happened to
+// them. One lane per thread (or more lanes than threads, if a thread could not be started).
+// A lane is held by one thread from the read of its stripe to the
+// transform, then waits in the reorder window until its stripe is emitted, and is then free
+// for the next stripe; a thread takes back the lane it used last, whose buffers (under 600 KiB
+// each) are still in its core's cache when the next read copies into them.
 struct Lane {
   explicit Lane(AesGcm g) : gcm(std::move(g)) {}
   AesGcm gcm;
   WipingBuffer plain;           // plaintext: the input when sealing, the output when opening
   std::vector<uint8_t> sealed;  // sealed chunks: the output when sealing, the input when opening
   std::array<ChunkStatus, kStripeChunks> status{};
-  Result<size_t> read = size_t{0};    // what reading the stripe in hand returned
+  uint64_t stripe = 0;                // the stripe in hand
+  unsigned user = 0;                  // the thread that held it last
+  Result<size_t> read = size_t{0};    // what reading the stripe returned
   std::exception_ptr read_exception;  // or what it threw: raised in the stripe's turn
 };
 
-// Runs the stripes of one message through up to `threads` lanes, one thread each. A thread
-// takes the next stripe and reads it under read_mu_ (the Source sees one reader, in order),
-// seals or opens it on its own lane (in parallel with the others), then waits for its turn and
-// emits it (the Sink sees the stripes in order, one at a time). As in a serial loop, the first
-// error in stripe order stops the message and nothing after it is emitted. Source::Read and
-// Sink::Write may therefore run on any of the threads: Reads one at a time, Writes one at a
-// time, but a Read and a Write at once (cobblestone.h).
+// Runs the stripes of one message through up to `threads` threads, one lane each. A thread
+// takes a free lane and the next stripe, reads it under read_mu_ (the Source sees one reader,
+// in order), seals or opens it (in parallel with the others), and puts the lane in the reorder
+// window. Whichever thread puts in the stripe whose turn it is, while no other thread is
+// emitting, emits it and every stripe after it that is ready, in order, one at a time (the
+// Sink sees the stripes in order), freeing their lanes as it goes. A thread that finishes out
+// of turn does not wait to emit its own stripe: it waits only for a free lane. As in a serial
+// loop, the first error in stripe order stops the message and nothing after it is emitted.
+// Source::Read and Sink::Write may therefore run on any of the threads: Reads one at a time,
+// Writes one at a time, but a Read and a Write at once (cobblestone.h).
+//
+// Paired runs against the previous engine, in which each thread waited for its stripe's turn
+// and emitted it itself (docs/performance.md, stop 18): 0.988 / 0.983 of the time (encrypt /
+// decrypt) on a host with two equal vCPUs, 0.95-0.96 when one vCPU ran AES-GCM at 60-70% of
+// the other's speed.
 //
 // Direction (Sealer or Opener below) provides:
 //   void Size(Lane&, uint64_t stripe)                  sizes the lane's buffers for the stripe
@@ -162,15 +177,19 @@ class StripePipeline {
     KH_ASSIGN_OR_RETURN(AesGcm gcm, AesGcm::Create(key_));
     lanes_.reserve(threads_);  // never reallocated once helpers run
     lanes_.emplace_back(std::move(gcm));
+    free_.reserve(threads_);
+    window_.assign(threads_, nullptr);
+    free_.push_back(&lanes_[0]);
+    free_count_.store(1, std::memory_order_relaxed);
     std::vector<std::thread> helpers;
     try {
       // Stripes 0 and 1 run on the caller alone: a message of up to 33 chunks (528 KiB)
       // starts no thread and builds no other lane.
-      if (Step(lanes_[0]) && Step(lanes_[0]) && threads_ > 1) {
+      if (Step(0) && Step(0) && threads_ > 1) {
         AddLanes();
         StartHelpers(helpers);
       }
-      while (Step(lanes_[0])) {
+      while (Step(0)) {
       }
     } catch (...) {
       Abandon(std::current_exception());
@@ -183,102 +202,167 @@ class StripePipeline {
 
  private:
   // The helpers' lanes, sized for a full stripe here, on the caller's thread, so that no
-  // helper allocates. As many as can be built: fewer lanes only mean fewer threads, as when
-  // a thread cannot be started, and the output does not depend on how many run.
+  // helper allocates. As many as can be built: fewer lanes only mean fewer threads, as when a
+  // thread cannot be started, and the output does not depend on how many run. No helper runs
+  // yet, so free_ needs no lock.
   void AddLanes() {
     while (lanes_.size() < threads_) {
       Result<AesGcm> gcm = AesGcm::Create(key_);
-      if (!gcm.ok()) return;
+      if (!gcm.ok()) break;
       lanes_.emplace_back(std::move(*gcm));
       dir_.Size(lanes_.back(), 1);
+      lanes_.back().user = static_cast<unsigned>(lanes_.size() - 1);
+      free_.push_back(&lanes_.back());
     }
+    free_count_.store(free_.size(), std::memory_order_relaxed);
   }
 
+  // Helper t (1, 2, ...) prefers lane t, as the caller (0) prefers lane 0.
   void StartHelpers(std::vector<std::thread>& helpers) {
-    for (size_t t = 1; t < lanes_.size(); ++t) {
+    for (unsigned t = 1; t < lanes_.size(); ++t) {
       try {
-        helpers.emplace_back([this, t] { HelperLoop(lanes_[t]); });
+        helpers.emplace_back([this, t] { HelperLoop(t); });
       } catch (const std::system_error&) {
         return;  // out of threads: carry on with those we have (at worst the caller alone)
       }
     }
   }
 
-  void HelperLoop(Lane& lane) {
+  void HelperLoop(unsigned self) {
     try {
-      while (Step(lane)) {
+      while (Step(self)) {
       }
     } catch (...) {
       Abandon(std::current_exception());
     }
   }
 
-  // Takes the next stripe through read, transform and emit; false when this thread is done.
-  bool Step(Lane& lane) {
-    uint64_t stripe = 0;
+  // Takes a free lane and the next stripe through read and transform, then puts the lane in
+  // the reorder window (emitting what is in turn); false when this thread is done.
+  bool Step(unsigned self) {
+    Lane* lane = TakeLane(self);
+    if (lane == nullptr) return false;
     {
       std::unique_lock<std::mutex> lock = SpinLock(read_mu_);
       // Nothing more is read once the message has stopped, as in a serial loop.
-      if (input_done_ || stopped_.load(std::memory_order_acquire)) return false;
-      stripe = next_stripe_++;
-      lane.read_exception = nullptr;
+      if (input_done_ || stopped_.load(std::memory_order_acquire)) {
+        lock.unlock();
+        GiveBack(lane);
+        return false;
+      }
+      lane->stripe = next_stripe_++;
+      lane->read_exception = nullptr;
       try {
-        lane.read = dir_.Read(in_, lane, stripe);
+        lane->read = dir_.Read(in_, *lane, lane->stripe);
       } catch (...) {
         // Kept for the stripe's turn: an error in an earlier stripe must still win.
-        lane.read_exception = std::current_exception();
+        lane->read_exception = std::current_exception();
         input_done_ = true;
       }
-      if (!lane.read_exception && (!lane.read.ok() || dir_.Last(lane, stripe))) {
+      if (!lane->read_exception && (!lane->read.ok() || dir_.Last(*lane, lane->stripe))) {
         input_done_ = true;
       }
     }
-    if (!lane.read_exception && lane.read.ok()) dir_.Transform(lane, stripe);
-    if (!WaitTurn(stripe)) return false;
-    if (lane.read_exception) std::rethrow_exception(lane.read_exception);
-    bool done = false;
-    Status s = lane.read.ok() ? dir_.Emit(lane, stripe, &done) : Status(lane.read.error());
-    if (!s.ok() || done) {
-      Stop(std::move(s));
+    if (!lane->read_exception && lane->read.ok()) dir_.Transform(*lane, lane->stripe);
+    return Deposit(lane);
+  }
+
+  // A free lane, the one this thread used last if it is free; waits (spinning first, as the
+  // stripe ahead is usually about to be emitted) while none is. nullptr once the message has
+  // stopped.
+  Lane* TakeLane(unsigned self) {
+    std::unique_lock<std::mutex> lock = SpinLock(mu_);
+    if (free_.empty()) {
+      lock.unlock();
+      for (int i = 0; i < kSpins && !LaneFreeOrStopped(); ++i) Pause();
+      lock.lock();
+      free_cv_.wait(lock, [&] { return !free_.empty() || stopped_.load(); });
+    }
+    if (stopped_.load()) return nullptr;
+    auto mine =
+        std::find_if(free_.rbegin(), free_.rend(), [&](Lane* l) { return l->user == self; });
+    if (mine != free_.rend()) std::iter_swap(mine, free_.rbegin());
+    Lane* lane = free_.back();
+    lane->user = self;
+    free_.pop_back();
+    free_count_.store(free_.size(), std::memory_order_relaxed);
+    return lane;
+  }
+
+  bool LaneFreeOrStopped() const {
+    return free_count_.load(std::memory_order_relaxed) != 0 ||
+           stopped_.load(std::memory_order_relaxed);
+  }
+
+  // Under mu_.
+  void FreeLocked(Lane* lane) {
+    free_.push_back(lane);
+    free_count_.store(free_.size(), std::memory_order_relaxed);
+  }
+
+  void GiveBack(Lane* lane) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      FreeLocked(lane);
+    }
+    free_cv_.notify_one();
+  }
+
+  // Puts a transformed lane in the reorder window. If no thread is emitting, this one emits
+  // every stripe that is ready, in order, until one is missing. The stripes in flight each
+  // hold a lane, so they are fewer than window_.size() apart and stripe % size is a slot of
+  // their own. False when the message has stopped.
+  bool Deposit(Lane* lane) {
+    std::unique_lock<std::mutex> lock(mu_);
+    if (stopped_.load()) {
+      FreeLocked(lane);
+      lock.unlock();
+      free_cv_.notify_all();
       return false;
     }
-    PassTurn(stripe + 1);
-    return true;
-  }
-
-  // Whether it is this stripe's turn to be emitted (false: the message was stopped).
-  bool WaitTurn(uint64_t stripe) {
-    auto ready = [&] {
-      return stopped_.load(std::memory_order_acquire) ||
-             turn_.load(std::memory_order_acquire) == stripe;
-    };
-    for (int i = 0; i < kSpins && !ready(); ++i) Pause();
-    if (!ready()) {
-      std::unique_lock<std::mutex> lock(turn_mu_);
-      turn_cv_.wait(lock, ready);
+    window_[lane->stripe % window_.size()] = lane;
+    if (emitting_) return true;  // the emitting thread will find it
+    emitting_ = true;
+    for (;;) {
+      Lane* next = window_[turn_ % window_.size()];
+      if (next == nullptr || stopped_.load()) break;
+      // Another stripe in the turn's slot would mean two stripes in flight a window apart,
+      // which the lane count rules out; going on would emit out of order, and stopping here
+      // would leave every thread waiting.
+      if (next->stripe != turn_) std::abort();
+      window_[turn_ % window_.size()] = nullptr;
+      // Emitted without the lock: the other threads keep depositing and taking free lanes.
+      // Only this thread emits until emitting_ is cleared, so the Sink sees one Write at a
+      // time, in stripe order.
+      lock.unlock();
+      if (next->read_exception) std::rethrow_exception(next->read_exception);
+      bool done = false;
+      Status s =
+          next->read.ok() ? dir_.Emit(*next, next->stripe, &done) : Status(next->read.error());
+      if (!s.ok() || done) {
+        Stop(std::move(s));
+        return false;
+      }
+      lock.lock();
+      ++turn_;
+      FreeLocked(next);
+      free_cv_.notify_one();
     }
-    return !stopped_.load(std::memory_order_acquire);
-  }
-
-  void PassTurn(uint64_t next) {
-    {
-      std::lock_guard<std::mutex> lock(turn_mu_);
-      turn_.store(next, std::memory_order_release);
-    }
-    turn_cv_.notify_all();
+    emitting_ = false;
+    return !stopped_.load();
   }
 
   // Ends the message in turn: with the stripe's error, or after the last stripe. Only the
-  // thread whose turn it is writes error_.
+  // emitting thread writes error_.
   void Stop(Status s) {
     if (!s.ok()) error_ = std::move(s).error();
     Halt();
   }
 
-  // Ends the message out of turn, on an exception: threads waiting for their turn give up.
+  // Ends the message out of turn, on an exception: threads waiting for a lane give up.
   void Abandon(std::exception_ptr e) {
     {
-      std::lock_guard<std::mutex> lock(turn_mu_);
+      std::lock_guard<std::mutex> lock(mu_);
       if (!exception_) exception_ = std::move(e);
     }
     Halt();
@@ -286,10 +370,10 @@ class StripePipeline {
 
   void Halt() {
     {
-      std::lock_guard<std::mutex> lock(turn_mu_);
+      std::lock_guard<std::mutex> lock(mu_);
       stopped_.store(true, std::memory_order_release);
     }
-    turn_cv_.notify_all();
+    free_cv_.notify_all();
     std::lock_guard<std::mutex> lock(read_mu_);
     input_done_ = true;
   }
@@ -304,11 +388,15 @@ class StripePipeline {
   uint64_t next_stripe_ = 0;
   bool input_done_ = false;
 
-  std::mutex turn_mu_;  // changes to turn_ and stopped_ (also read without it), exception_
-  std::condition_variable turn_cv_;
-  std::atomic<uint64_t> turn_{0};  // the stripe to emit next
+  std::mutex mu_;  // free_, window_, turn_, emitting_, exception_, changes to stopped_
+  std::condition_variable free_cv_;
+  std::vector<Lane*> free_;
+  std::atomic<size_t> free_count_{0};  // free_.size(), read without mu_ while spinning
+  std::vector<Lane*> window_;          // transformed lanes waiting for their turn
+  uint64_t turn_ = 0;                  // the stripe to emit next
+  bool emitting_ = false;              // a thread is emitting the stripes in turn
   std::atomic<bool> stopped_{false};
-  std::optional<Error> error_;  // written in turn, read after the join
+  std::optional<Error> error_;  // written by the emitting thread, read after the join
   std::exception_ptr exception_;
 };
 

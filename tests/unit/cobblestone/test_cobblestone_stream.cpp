@@ -6,7 +6,10 @@
 
 #include <array>
 #include <catch2/catch.hpp>
+#include <chrono>
 #include <stdexcept>
+#include <thread>
+#include <vector>
 
 #include "cobblestone_test_util.h"
 #include "internal/cobblestone_engine.h"
@@ -112,6 +115,76 @@ TEST_CASE("cobblestone round trip at chunk and stripe boundaries, serial = paral
   REQUIRE(
       cob::testing::EncryptWithSaltForTesting(key, salt, kContext, src, sink, {.threads = 3}).ok());
   CHECK(sink.bytes == ct1);
+}
+
+// A Sink that sleeps in some of its writes, so that while one thread is writing, the others
+// finish later stripes and leave them in the reorder window: the writing thread then writes
+// several stripes in a row, stripes it did not read and seal or open itself. It records which
+// thread made each write, as ReaderLog records which thread made each read that returned
+// bytes. Sealing writes one stripe per write and reads one per read (the last stripe's read is
+// followed by one returning 0), so write i and read i are the same stripe.
+class SlowSink final : public cob::Sink {
+ public:
+  keyhold::Status Write(std::span<const uint8_t> data) override {
+    threads.push_back(std::this_thread::get_id());
+    if (threads.size() % 3 == 1) std::this_thread::sleep_for(std::chrono::milliseconds(3));
+    bytes.insert(bytes.end(), data.begin(), data.end());
+    return {};
+  }
+  Bytes bytes;
+  std::vector<std::thread::id> threads;
+};
+
+class ReaderLog final : public cob::Source {
+ public:
+  explicit ReaderLog(std::span<const uint8_t> data) : inner_(data) {}
+  keyhold::Result<size_t> Read(std::span<uint8_t> out) override {
+    auto r = inner_.Read(out);
+    if (r.ok() && *r != 0) threads.push_back(std::this_thread::get_id());
+    return r;
+  }
+  std::vector<std::thread::id> threads;
+
+ private:
+  cobtest::MemorySource inner_;
+};
+
+TEST_CASE("cobblestone: a slow Sink gets the serial output, in order, from any thread",
+          "[cobblestone]") {
+  const auto key = keyhold::SecretBytes::Random(32);
+  const Bytes salt = cobtest::RandomBytesForTest(24, 11);
+  // 1 + 40 stripes: the helpers run well ahead of the writes.
+  const Bytes pt = cobtest::RandomBytesForTest(1281 * cob::kChunkSize + 99, 12);
+  const Bytes ct = EncryptWithSalt(key, salt, kContext, pt, 1);
+  for (unsigned threads : {2u, 4u}) {
+    INFO("threads " << threads);
+    ReaderLog src(pt);
+    SlowSink sealed;
+    REQUIRE(cob::testing::EncryptWithSaltForTesting(key, salt, kContext, src, sealed,
+                                                    {.threads = threads})
+                .ok());
+    CHECK(sealed.bytes == ct);
+    // Some stripe was written by another thread than the one that read and sealed it: a
+    // thread that finishes out of turn leaves its stripe to the writing thread.
+    REQUIRE(src.threads.size() == 42);
+    REQUIRE(sealed.threads.size() == 42);
+    CHECK(src.threads != sealed.threads);
+
+    cobtest::MemorySource in(ct);
+    SlowSink opened;
+    REQUIRE(cob::Decrypt(key, kContext, in, opened, {.threads = threads}).ok());
+    CHECK(opened.bytes == pt);
+
+    // A bad chunk deep in the message: exactly the chunks before it are released.
+    Bytes bad = ct;
+    bad[ChunkOffset(700) + 5] ^= 1;
+    cobtest::MemorySource bad_in(bad);
+    SlowSink partial;
+    auto r = cob::Decrypt(key, kContext, bad_in, partial, {.threads = threads});
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.error().code == ErrorCode::kPayloadAuthFailed);
+    CHECK(partial.bytes == Prefix(pt, 700 * cob::kChunkSize));
+  }
 }
 
 TEST_CASE("cobblestone output is written in large writes", "[cobblestone]") {

@@ -82,9 +82,10 @@ struct Options {
   // Worker threads for chunk encryption/decryption. 0 = one per online CPU (at most 8);
   // 1 = serial, in the calling thread. Output and error reporting are identical either way.
   // The count includes the calling thread, which works too; values above 64 are clamped.
-  // Each thread reads, seals or opens, and writes stripes of 32 chunks (512 KiB) in turn;
-  // the first stripe is one chunk. Memory use is constant whatever the message size: about
-  // 1 MiB of buffers per thread.
+  // Each thread reads (in order) and seals or opens stripes of 32 chunks (512 KiB); the
+  // first stripe is one chunk. The stripes are written in order, each by the thread that
+  // completed it or by one that completed an earlier stripe. Memory use is constant whatever
+  // the message size: about 1 MiB of buffers per thread.
   unsigned threads = 0;
 };
 
