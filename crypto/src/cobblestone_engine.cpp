@@ -314,12 +314,9 @@ class StripePipeline {
   // their own. False when the message has stopped.
   bool Deposit(Lane* lane) {
     std::unique_lock<std::mutex> lock(mu_);
-    if (stopped_.load()) {
-      FreeLocked(lane);
-      lock.unlock();
-      free_cv_.notify_all();
-      return false;
-    }
+    // After a stop the lane is dropped: Halt has woken every thread waiting for a lane, and
+    // TakeLane returns none once stopped_ is set.
+    if (stopped_.load()) return false;
     window_[lane->stripe % window_.size()] = lane;
     if (emitting_) return true;  // the emitting thread will find it
     emitting_ = true;
