@@ -258,7 +258,8 @@ Result<cobblestone::StreamStats> EncryptOne(const envelope::EncryptParams& param
                  "remove it, or use --force to replace the object and remove it");
   }
   KH_ASSIGN_OR_RETURN(AtomicFile payload,
-                      AtomicFile::Create(request.output, overwrite, CiphertextMode()));
+                      AtomicFile::Create(request.output, overwrite, CiphertextMode(),
+                                         AtomicFile::TempAccess::kPublic));
   cobblestone::FdSink payload_sink(payload.fd());
   if (!request.detached) {
     KH_ASSIGN_OR_RETURN(auto stats,
@@ -291,7 +292,8 @@ Result<cobblestone::StreamStats> EncryptOne(const envelope::EncryptParams& param
     return stats;
   }
   KH_ASSIGN_OR_RETURN(AtomicFile header,
-                      AtomicFile::Create(SidecarPath(request.output), overwrite, CiphertextMode()));
+                      AtomicFile::Create(SidecarPath(request.output), overwrite, CiphertextMode(),
+                                         AtomicFile::TempAccess::kPublic));
   cobblestone::FdSink header_sink(header.fd());
   KH_ASSIGN_OR_RETURN(auto stats,
                       envelope::EncryptObject(params, source, header_sink, payload_sink));

@@ -25,7 +25,9 @@ constexpr const char* kSidecarSuffix = ".hdr";
 inline bool IsStdio(const std::string& path) { return path.empty() || path == "-"; }
 std::string SidecarPath(const std::string& object_path);
 
-// Mode for new ciphertext files (0666 & ~umask); plaintext outputs are always 0600.
+// Mode for new ciphertext files (0666 & ~umask); plaintext outputs are always 0600. The
+// first call sets the umask to read it (and back): make it before starting threads that
+// create files.
 mode_t CiphertextMode();
 
 // Where an object's header and payload are. `detached` when NAME.hdr exists beside NAME and

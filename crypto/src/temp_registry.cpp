@@ -28,13 +28,14 @@ static_assert(std::atomic<uint64_t>::is_always_lock_free, "the handler needs loc
 static_assert(std::atomic_ref<char>::is_always_lock_free, "the handler needs lock-free bytes");
 static_assert(std::atomic<unsigned>::is_always_lock_free && std::atomic<bool>::is_always_lock_free);
 
-struct TempSlot {
-  std::atomic<uint64_t> state{0};
-  // Plain zeroed bytes, reached through std::atomic_ref: constant-initialized (constinit
-  // below checks it), so start-up touches none of the 4 MiB.
-  char path[PATH_MAX]{};
-};
-constinit TempSlot g_slots[kMaxTempFiles];
+// Slot i is g_states[i] and g_paths[i]. The states are kept apart from the paths, together
+// in 8 KiB: the search for a free slot reads states only, and with each state beside its
+// 4 KiB path that search touched a page per slot passed (2% of encrypt -O's time on 10,000
+// small files, with hundreds of temp files pending).
+constinit std::atomic<uint64_t> g_states[kMaxTempFiles] = {};
+// Plain zeroed bytes, reached through std::atomic_ref: constant-initialized (constinit
+// checks it), so start-up touches none of the 4 MiB.
+constinit char g_paths[kMaxTempFiles][PATH_MAX] = {};
 
 // Where the next search for a free slot starts: just after the last slot claimed, so that a
 // job holding hundreds of temp files does not walk (and contend for) all of them each time.
@@ -82,19 +83,18 @@ int RegisterTemp(std::string_view path) {
   const unsigned first = g_next_slot.load(std::memory_order_relaxed);
   for (unsigned k = 0; k < kMaxTempFiles; ++k) {
     const unsigned i = (first + k) % kMaxTempFiles;
-    TempSlot& slot = g_slots[i];
-    uint64_t s = slot.state.load(std::memory_order_relaxed);
+    std::atomic<uint64_t>& state = g_states[i];
+    uint64_t s = state.load(std::memory_order_relaxed);
     if ((s & kPhaseMask) != kFree) continue;
-    if (!slot.state.compare_exchange_strong(s, s | kFilling, std::memory_order_relaxed)) {
-      continue;
-    }
+    if (!state.compare_exchange_strong(s, s | kFilling, std::memory_order_relaxed)) continue;
     // Release stores: a reader that sees any byte of the new path then sees the claim (the
     // state change) when it re-checks.
+    char* slot_path = g_paths[i];
     for (size_t c = 0; c < path.size(); ++c) {
-      std::atomic_ref<char>(slot.path[c]).store(path[c], std::memory_order_release);
+      std::atomic_ref<char>(slot_path[c]).store(path[c], std::memory_order_release);
     }
-    std::atomic_ref<char>(slot.path[path.size()]).store('\0', std::memory_order_release);
-    slot.state.store((s & ~kPhaseMask) | kPublished, std::memory_order_release);
+    std::atomic_ref<char>(slot_path[path.size()]).store('\0', std::memory_order_release);
+    state.store((s & ~kPhaseMask) | kPublished, std::memory_order_release);
     g_next_slot.store((i + 1) % kMaxTempFiles, std::memory_order_relaxed);
     return static_cast<int>(i);
   }
@@ -103,28 +103,30 @@ int RegisterTemp(std::string_view path) {
 
 void UnregisterTemp(int slot) {
   if (slot < 0 || static_cast<unsigned>(slot) >= kMaxTempFiles) return;
-  TempSlot& s = g_slots[slot];
+  std::atomic<uint64_t>& state = g_states[slot];
   // Only the owner releases, so a plain store is enough; the generation moves on, so a
   // reader that copied the path during or after this sees a different state and skips it.
-  const uint64_t gen = s.state.load(std::memory_order_relaxed) >> 2;
-  s.state.store(((gen + 1) << 2) | kFree, std::memory_order_release);
+  const uint64_t gen = state.load(std::memory_order_relaxed) >> 2;
+  state.store(((gen + 1) << 2) | kFree, std::memory_order_release);
 }
 
 void ForEachRegisteredTemp(void (*fn)(const char* path, void* arg), void* arg) {
   char copy[PATH_MAX];
-  for (TempSlot& slot : g_slots) {
+  for (unsigned i = 0; i < kMaxTempFiles; ++i) {
+    std::atomic<uint64_t>& state = g_states[i];
+    char* slot_path = g_paths[i];
     // A slot re-claimed during the copy holds a new temp file: read it again, a bounded
     // number of times (a handler must not spin on a slot another thread keeps reusing).
     for (int attempt = 0; attempt < 8; ++attempt) {
-      const uint64_t before = slot.state.load(std::memory_order_acquire);
+      const uint64_t before = state.load(std::memory_order_acquire);
       if ((before & kPhaseMask) != kPublished) break;
       size_t n = 0;
       for (; n + 1 < PATH_MAX; ++n) {
-        copy[n] = std::atomic_ref<char>(slot.path[n]).load(std::memory_order_acquire);
+        copy[n] = std::atomic_ref<char>(slot_path[n]).load(std::memory_order_acquire);
         if (copy[n] == '\0') break;
       }
       copy[n] = '\0';
-      if (slot.state.load(std::memory_order_relaxed) != before) continue;  // changed: again
+      if (state.load(std::memory_order_relaxed) != before) continue;  // changed: again
       fn(copy, arg);
       break;
     }
