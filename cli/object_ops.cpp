@@ -258,8 +258,7 @@ Result<cobblestone::StreamStats> EncryptOne(const envelope::EncryptParams& param
                  "remove it, or use --force to replace the object and remove it");
   }
   KH_ASSIGN_OR_RETURN(AtomicFile payload,
-                      AtomicFile::Create(request.output, overwrite, CiphertextMode(),
-                                         AtomicFile::TempAccess::kPublic));
+                      AtomicFile::Create(request.output, overwrite, CiphertextMode()));
   cobblestone::FdSink payload_sink(payload.fd());
   if (!request.detached) {
     KH_ASSIGN_OR_RETURN(auto stats,
@@ -292,8 +291,7 @@ Result<cobblestone::StreamStats> EncryptOne(const envelope::EncryptParams& param
     return stats;
   }
   KH_ASSIGN_OR_RETURN(AtomicFile header,
-                      AtomicFile::Create(SidecarPath(request.output), overwrite, CiphertextMode(),
-                                         AtomicFile::TempAccess::kPublic));
+                      AtomicFile::Create(SidecarPath(request.output), overwrite, CiphertextMode()));
   cobblestone::FdSink header_sink(header.fd());
   KH_ASSIGN_OR_RETURN(auto stats,
                       envelope::EncryptObject(params, source, header_sink, payload_sink));

@@ -129,10 +129,6 @@ Result<int> RunEncrypt(Context& ctx, const EncryptOptions& opts) {
     // file is spared two path lookups (10,000 files of 4 KiB: 0.87 of the time on tmpfs).
     KH_ASSIGN_OR_RETURN(const bool fresh_root, CreateOutputRoot(opts.output_dir));
     const size_t jobs = std::min<size_t>({DefaultJobs(), kMaxOutputJobs, expansion.files.size()});
-    // CiphertextMode reads the umask by setting it (umask(2) has no read-only form) the first
-    // time it is called: here, while this is the only thread. A worker creating its temp
-    // file (with that mode, TempAccess::kPublic) meanwhile would get no umask at all.
-    (void)CiphertextMode();
     // Each pending group holds open temp files (two when detached): keep all workers' batches
     // together within the descriptor and signal-cleanup budgets (PlanBatches). The budget is
     // the descriptor limit less what the walked directories hold open. Where it has room,

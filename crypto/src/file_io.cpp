@@ -33,12 +33,11 @@ Error IoError(const std::string& what, int err) {
   return Error(ErrorCode::kIo, what + ": " + ErrnoText(err), hint);
 }
 
-// 12 characters of [A-Za-z0-9_-]: 72 random bits, so a name is never guessed in advance
-// and two writers in one directory never collide in practice (O_EXCL still decides).
 // A temp file's name needs unpredictable bytes, not secret ones: they are drawn a pool at a
 // time, one getrandom(2) per 455 names instead of one per name (10,000 files of 4 KiB with
-// encrypt -O made 20,000 calls). A pool copied by fork(2) repeats names in the child, where
-// O_EXCL refuses them and Create draws again.
+// encrypt -O made 20,000 calls). keyhold never forks. A child of fork(2) would repeat its
+// parent's next names: O_EXCL refuses them and Create draws again, but a signal in the child
+// between registering such a name and the refused open would unlink the parent's file.
 void NameRandomBytes(std::span<uint8_t> out) {
   thread_local std::array<uint8_t, 4095> pool;
   thread_local size_t used = pool.size();
@@ -50,6 +49,8 @@ void NameRandomBytes(std::span<uint8_t> out) {
   used += out.size();
 }
 
+// 12 characters of [A-Za-z0-9_-]: 72 random bits, so a name is never guessed in advance
+// and two writers in one directory never collide in practice (O_EXCL still decides).
 std::string RandomNameSuffix() {
   static constexpr char kAlphabet[] =
       "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-";
@@ -188,7 +189,7 @@ Status FsyncDirectory(const std::string& dir) {
 }
 
 Result<AtomicFile> AtomicFile::Create(const std::string& final_path, Overwrite overwrite,
-                                      mode_t final_mode, TempAccess access) {
+                                      mode_t final_mode) {
   if (final_path.empty()) return Error(ErrorCode::kInvalidArgument, "empty output path");
   struct stat st;
   if (overwrite != Overwrite::kNoAtCommit && lstat(final_path.c_str(), &st) == 0) {
@@ -203,7 +204,6 @@ Result<AtomicFile> AtomicFile::Create(const std::string& final_path, Overwrite o
   AtomicFile f;
   f.final_path_ = final_path;
   f.final_mode_ = final_mode;
-  f.mode_is_final_ = access == TempAccess::kPublic;
   f.overwrite_ = overwrite;
   std::string dir = DirName(final_path);
   // Same directory as the target, so rename(2) is atomic; hidden, unpredictable suffix.
@@ -218,9 +218,7 @@ Result<AtomicFile> AtomicFile::Create(const std::string& final_path, Overwrite o
   // moment finds every file that exists. Unlinking a name not created yet is harmless; a
   // name that exists already (EEXIST, then unregistered) is someone else's file, which a
   // signal in that window would remove: 72 random bits make that chance 2^-72 per attempt.
-  // O_CREAT|O_EXCL with mode 0600 (kOwnerOnly): never follows a planted symlink, never reuses
-  // a file, never shows incomplete content to others.
-  const mode_t create_mode = f.mode_is_final_ ? final_mode : 0600;
+  // O_CREAT|O_EXCL with mode 0600: never follows a planted symlink, never reuses a file.
   internal::BeginTempCreation();
   struct GateExit {
     ~GateExit() { internal::EndTempCreation(); }
@@ -228,7 +226,7 @@ Result<AtomicFile> AtomicFile::Create(const std::string& final_path, Overwrite o
   for (int attempt = 0; attempt < 16; ++attempt) {
     std::string path = prefix + RandomNameSuffix();
     const int slot = internal::RegisterTemp(path);
-    const int fd = open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, create_mode);
+    const int fd = open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd >= 0) {
       f.fd_ = fd;
       f.temp_path_ = std::move(path);
@@ -248,7 +246,6 @@ AtomicFile::AtomicFile(AtomicFile&& o) noexcept
       fd_(o.fd_),
       slot_(o.slot_),
       final_mode_(o.final_mode_),
-      mode_is_final_(o.mode_is_final_),
       overwrite_(o.overwrite_),
       committed_(o.committed_) {
   o.fd_ = -1;
@@ -264,7 +261,6 @@ AtomicFile& AtomicFile::operator=(AtomicFile&& o) noexcept {
     fd_ = o.fd_;
     slot_ = o.slot_;
     final_mode_ = o.final_mode_;
-    mode_is_final_ = o.mode_is_final_;
     overwrite_ = o.overwrite_;
     committed_ = o.committed_;
     o.fd_ = -1;
@@ -291,7 +287,6 @@ void AtomicFile::Abort() {
 
 Status AtomicFile::SetFinalMode() {
   if (fd_ < 0 || committed_) return Error(ErrorCode::kInternal, "atomic file already closed");
-  if (mode_is_final_) return {};
   if (fchmod(fd_, final_mode_) != 0) {
     Status s = IoError("chmod " + temp_path_, errno);
     Abort();

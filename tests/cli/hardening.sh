@@ -95,12 +95,13 @@ expect_true '[ "$(stat -c %a ks2/keystore.json)" = 600 ]'
 expect_true '[ "$(stat -c %a ks2/keystore.json.bak)" = 600 ]'
 kh --passphrase-file pass decrypt -o plain.out data.kh
 expect_code 0; expect_true '[ "$(stat -c %a plain.out)" = 600 ]'
-# Ciphertext is 0666 less the umask, single and in a tree (whose workers create their temp
-# files with that mode while another thread could be reading the umask); plaintext 0600.
+# Ciphertext is 0666 less the umask (payloads and detached headers, single and in a tree),
+# the output tree's directories 0777 less the umask (made by the workers while the umask is
+# in force: it is read once, before any thread starts); plaintext 0600.
 for mask in 027 077 002; do
   umask "$mask"
-  want=$(printf '%o' $((0666 & ~8#$mask)))
-  rm -rf "tree-$mask" "enc-$mask" "dec-$mask"; mkdir -p "tree-$mask/a" "tree-$mask/b"
+  want=$(printf '%o' $((0666 & ~8#$mask))); want_dir=$(printf '%o' $((0777 & ~8#$mask)))
+  rm -rf "tree-$mask" "enc-$mask" "det-$mask" "dec-$mask"; mkdir -p "tree-$mask/a" "tree-$mask/b"
   for i in 1 2 3 4 5 6; do echo "$i" > "tree-$mask/a/f$i"; echo "$i" > "tree-$mask/b/f$i"; done
   kh --passphrase-file pass encrypt -k k -o "one-$mask.kh" data.bin
   expect_code 0; expect_true '[ "$(stat -c %a one-$mask.kh)" = "$want" ]'
@@ -108,6 +109,11 @@ for mask in 027 077 002; do
   expect_code 0
   expect_true '[ "$(find enc-$mask -type f | wc -l)" = 12 ]'
   expect_true '[ -z "$(find enc-$mask -type f ! -perm $want)" ]'
+  expect_true '[ -z "$(find enc-$mask -type d ! -perm $want_dir)" ]'
+  kh --passphrase-file pass encrypt -k k --detached -O "det-$mask" "tree-$mask"
+  expect_code 0
+  expect_true '[ "$(find det-$mask -type f -name "*.kh.hdr" | wc -l)" = 12 ]'
+  expect_true '[ -z "$(find det-$mask -type f ! -perm $want)" ]'
   kh --passphrase-file pass decrypt -O "dec-$mask" "enc-$mask"
   expect_code 0
   expect_true '[ -z "$(find dec-$mask -type f ! -perm 600)" ]'

@@ -122,30 +122,6 @@ TEST_CASE("atomic file: the final mode ignores the umask and defaults to 0600", 
   CHECK(ModeOf(dir / "b") == 0644);
 }
 
-TEST_CASE("atomic file: a public temp file has its final mode from creation, under the umask",
-          "[crypto]") {
-  TempDir dir;
-  const mode_t old = umask(022);
-  auto f = AtomicFile::Create(dir / "c", AtomicFile::Overwrite::kNo, 0644,
-                              AtomicFile::TempAccess::kPublic);
-  REQUIRE(f.ok());
-  CHECK(ModeOf(f->temp_path()) == 0644);  // no fchmod at Commit needed
-  REQUIRE(f->Write(B("ciphertext")).ok());
-  REQUIRE(f->Commit().ok());
-  CHECK(ModeOf(dir / "c") == 0644);
-  // The umask applies to it as to any new file: 0666 under umask 077 is 0600, and Commit does
-  // not widen it (kOwnerOnly's Commit would set 0666 exactly).
-  umask(077);
-  auto g = AtomicFile::Create(dir / "d", AtomicFile::Overwrite::kNo, 0666,
-                              AtomicFile::TempAccess::kPublic);
-  REQUIRE(g.ok());
-  CHECK(ModeOf(g->temp_path()) == 0600);
-  REQUIRE(g->Commit().ok());
-  umask(old);
-  CHECK(ModeOf(dir / "d") == 0600);
-  CHECK(dir.Entries() == std::set<std::string>{"c", "d"});
-}
-
 TEST_CASE("atomic file: destroyed or aborted without commit leaves nothing", "[crypto]") {
   TempDir dir;
   std::string temp;

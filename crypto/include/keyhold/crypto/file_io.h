@@ -38,12 +38,12 @@ std::string BaseName(const std::string& path);
 // An output file that appears under its final name only when Commit() succeeds.
 //
 // Create() makes a temp file with an unpredictable name in the target's directory, with
-// O_CREAT|O_EXCL (so never through a planted symlink) and mode 0600 from the start (unless
-// TempAccess::kPublic says otherwise). Commit() fsyncs it, sets the final mode, renames it over
-// (or, without overwrite, next to) the target atomically, and fsyncs the directory. If the object
-// is destroyed without a successful Commit(), or the process gets SIGINT/SIGTERM/SIGHUP while it
-// exists (see InstallTempFileCleanupHandlers), the temp file is removed: no partial file is ever
-// left under the final name.
+// O_CREAT|O_EXCL (so never through a planted symlink) and mode 0600 from the start. Commit()
+// fsyncs it, sets the final mode, renames it over (or, without overwrite, next to) the
+// target atomically, and fsyncs the directory. If the object is destroyed without a
+// successful Commit(), or the process gets SIGINT/SIGTERM/SIGHUP while it exists (see
+// InstallTempFileCleanupHandlers), the temp file is removed: no partial file is ever left
+// under the final name.
 class AtomicFile {
  public:
   // kNo: an existing target is refused, at Create (an early error, before any work is done)
@@ -52,18 +52,10 @@ class AtomicFile {
   // cost a path lookup per file. kYes: the target is replaced (not if it is a directory).
   enum class Overwrite { kNo, kNoAtCommit, kYes };
 
-  // kOwnerOnly: the temp file is 0600 until Commit sets exactly final_mode, for plaintext and
-  // anything else that must not be readable while incomplete. kPublic: the temp file is
-  // created with final_mode, which the umask (and a default ACL) then applies to as to any new
-  // file, and Commit leaves the mode alone; only for ciphertext, which anyone may read, and
-  // with a final_mode the umask already applies to (one fchmod(2) less per file).
-  enum class TempAccess { kOwnerOnly, kPublic };
-
   // kAlreadyExists if the target exists and overwrite is kNo, or is a directory and overwrite
   // is kYes (kNoAtCommit finds either only at Commit); kIo if the directory is not writable.
   static Result<AtomicFile> Create(const std::string& final_path, Overwrite overwrite,
-                                   mode_t final_mode = 0600,
-                                   TempAccess access = TempAccess::kOwnerOnly);
+                                   mode_t final_mode = 0600);
 
   AtomicFile(AtomicFile&& other) noexcept;
   AtomicFile& operator=(AtomicFile&& other) noexcept;
@@ -89,7 +81,6 @@ class AtomicFile {
   int fd_ = -1;
   int slot_ = -1;  // index in the signal-cleanup registry
   mode_t final_mode_ = 0600;
-  bool mode_is_final_ = false;  // created with final_mode_ (TempAccess::kPublic)
   Overwrite overwrite_ = Overwrite::kNo;
   bool committed_ = false;
 };
