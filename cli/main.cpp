@@ -13,7 +13,6 @@
 #include "exit_codes.h"
 #include "keyhold/crypto/file_io.h"
 #include "keyhold/crypto/version.h"
-#include "object_ops.h"
 #include "secret_input.h"
 #include "ui.h"
 
@@ -60,8 +59,6 @@ int Main(int argc, char** argv) {
   // the temp file behind; ignored, the write fails with EFBIG and AtomicFile cleans up.
   signal(SIGXFSZ, SIG_IGN);
   CapturePassphraseEnvironment();
-  // Read once, here, while this is the only thread: see CiphertextMode.
-  (void)CiphertextMode();
 
   Context ctx;
   Runner run;

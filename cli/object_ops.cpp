@@ -90,14 +90,21 @@ bool StartsWithMagic(int fd) {
 
 std::string SidecarPath(const std::string& object_path) { return object_path + kSidecarSuffix; }
 
-mode_t CiphertextMode() {
-  static const mode_t mode = [] {
-    mode_t mask = umask(0);
-    umask(mask);
-    return static_cast<mode_t>(0666 & ~mask);
-  }();
-  return mode;
-}
+namespace {
+
+// umask(2) can only be read by setting it, so it is read once, by this initializer: it runs
+// before main, while the process has one thread. Read by a worker (as it was, on the first
+// CiphertextMode call), a file or directory another thread created between the two calls
+// (e.g. a worker's mkdir in MakeParentDirs) got no umask.
+const mode_t g_ciphertext_mode = [] {
+  const mode_t mask = umask(0);
+  umask(mask);
+  return static_cast<mode_t>(0666 & ~mask);
+}();
+
+}  // namespace
+
+mode_t CiphertextMode() { return g_ciphertext_mode; }
 
 std::string DescribeStanza(const envelope::Stanza& stanza) {
   if (const auto* k = std::get_if<envelope::KekStanza>(&stanza)) {

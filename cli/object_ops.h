@@ -25,10 +25,8 @@ constexpr const char* kSidecarSuffix = ".hdr";
 inline bool IsStdio(const std::string& path) { return path.empty() || path == "-"; }
 std::string SidecarPath(const std::string& object_path);
 
-// Mode for new ciphertext files (0666 & ~umask); plaintext outputs are always 0600. The
-// first call reads the umask by setting it to 0 and back (umask(2) cannot only read it): a
-// file or directory another thread created meanwhile (e.g. a worker's mkdir in
-// MakeParentDirs) would get no umask. main() makes that call before any thread exists.
+// Mode for new ciphertext files (0666 & ~umask, the umask as it was when the process
+// started); plaintext outputs are always 0600.
 mode_t CiphertextMode();
 
 // Where an object's header and payload are. `detached` when NAME.hdr exists beside NAME and
