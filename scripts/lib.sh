@@ -33,7 +33,10 @@ build() {
   local dir=$1; shift
   local launcher=()
   command -v ccache >/dev/null 2>&1 && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
-  if [ ! -f "$dir/CMakeCache.txt" ]; then
+  # Makefile.cmake is written only by a configure that succeeded; a cache left by a failed
+  # one (a missing package, say) must not stop the next run from configuring again.
+  if [ ! -f "$dir/CMakeFiles/Makefile.cmake" ]; then
+    rm -f "$dir/CMakeCache.txt"
     cmake -S "$KEYHOLD_ROOT" -B "$dir" "${launcher[@]}" "$@" >/dev/null
   fi
   cmake --build "$dir" -j "$(nproc)" -- --no-print-directory >/dev/null 2>"$dir.build.log" || {
@@ -48,7 +51,8 @@ build_fuzz() {
   local dir=$1; shift
   local launcher=()
   command -v ccache >/dev/null 2>&1 && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
-  if [ ! -f "$dir/CMakeCache.txt" ]; then
+  if [ ! -f "$dir/CMakeFiles/Makefile.cmake" ]; then
+    rm -f "$dir/CMakeCache.txt"
     cmake -S "$KEYHOLD_ROOT" -B "$dir" "${launcher[@]}" -DCMAKE_CXX_COMPILER=clang++-14 \
       -DKEYHOLD_FUZZ=ON -DKEYHOLD_TESTS=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo \
       -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1" >/dev/null
