@@ -50,6 +50,8 @@ std::array<uint8_t, kNonceSize> ChunkNonce(std::span<const uint8_t, kNonceSize> 
 // Source that returns short reads early cannot make a middle chunk look final. Returns the
 // number of bytes read (less than out.size() only at end of input).
 Result<size_t> FillFromSource(Source& in, std::span<uint8_t> out);
+// The same with Source::ReadAt, from `offset` on.
+Result<size_t> FillAt(Source& in, uint64_t offset, std::span<uint8_t> out);
 
 // Checks the input key size and derives the message keys, then compares the commitment
 // with `commitment` in constant time. kMalformed for a key that is not 32 bytes, kAuthFailed

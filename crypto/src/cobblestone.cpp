@@ -3,7 +3,11 @@
 // in cobblestone_engine.cpp.
 #include "keyhold/crypto/cobblestone.h"
 
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <limits>
 #include <vector>
 
 #include "internal/cobblestone_engine.h"
@@ -58,6 +62,26 @@ Result<size_t> FdSource::Read(std::span<uint8_t> out) {
   KH_ASSIGN_OR_RETURN(size_t n, ReadFull(fd_, out));
   eof_ = n < out.size();
   return n;
+}
+
+bool FdSource::StartPositional() {
+  if (eof_) return false;
+  struct stat st;
+  if (fstat(fd_, &st) != 0 || !S_ISREG(st.st_mode)) return false;
+  const off_t at = lseek(fd_, 0, SEEK_CUR);
+  if (at < 0) return false;
+  base_ = static_cast<uint64_t>(at);
+  positional_ = true;
+  return true;
+}
+
+Result<size_t> FdSource::ReadAt(uint64_t offset, std::span<uint8_t> out) {
+  if (!positional_) return Error(ErrorCode::kInternal, "FdSource::ReadAt before StartPositional");
+  if (out.empty()) return size_t{0};
+  // pread takes an off_t; an offset past it is past the end of any file.
+  constexpr uint64_t kMaxOffset = static_cast<uint64_t>(std::numeric_limits<off_t>::max());
+  if (offset > kMaxOffset - base_) return size_t{0};
+  return PreadFull(fd_, out, base_ + offset);
 }
 
 Status FdSink::Write(std::span<const uint8_t> data) { return WriteAll(fd_, data); }

@@ -9,7 +9,9 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdlib>
+#include <deque>
 #include <exception>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <system_error>
@@ -81,6 +83,19 @@ Result<size_t> FillFromSource(Source& in, std::span<uint8_t> out) {
   return done;
 }
 
+Result<size_t> FillAt(Source& in, uint64_t offset, std::span<uint8_t> out) {
+  size_t done = 0;
+  while (done < out.size()) {
+    KH_ASSIGN_OR_RETURN(size_t n, in.ReadAt(offset + done, out.subspan(done)));
+    if (n > out.size() - done) {
+      return Error(ErrorCode::kInternal, "source returned more bytes than requested");
+    }
+    if (n == 0) break;
+    done += n;
+  }
+  return done;
+}
+
 Result<DerivedKeys> DeriveAndCheck(const SecretBytes& input_key, std::span<const uint8_t> salt,
                                    std::span<const uint8_t> context,
                                    std::span<const uint8_t> commitment) {
@@ -104,6 +119,10 @@ namespace {
 // lock is finishing its read), and a futex wake-up costs more.
 constexpr int kSpins = 2000;
 
+// While it waits for a lane, a thread looks for chunks to share once every kHelpEvery pauses
+// (about a microsecond, a quarter of a chunk's AES-GCM).
+constexpr int kHelpEvery = 64;
+
 inline void Pause() {
 #if defined(__x86_64__) || defined(__i386__)
   __builtin_ia32_pause();
@@ -121,16 +140,23 @@ std::unique_lock<std::mutex> SpinLock(std::mutex& mu) {
   return std::unique_lock<std::mutex>(mu);
 }
 
-// A stripe's buffers and state: its own AES-GCM context (AesGcm is not thread-safe; every
-// lane holds the same key schedule), its plaintext and sealed chunks, and what happened to
-// them. One lane per thread (or more lanes than threads, if a thread could not be started).
-// A lane is held by one thread from the read of its stripe to the
-// transform, then waits in the reorder window until its stripe is emitted, and is then free
-// for the next stripe; a thread takes back the lane it used last, whose buffers (under 600 KiB
-// each) are still in its core's cache when the next read copies into them.
+// A lane's claim word packs the stripe in hand (bits 16-63), the next of its chunks to hand
+// out (bits 8-15) and how many it has to transform (bits 0-7). One compare-and-swap hands out
+// a chunk and names the stripe it belongs to, so a thread holding a stale pointer to the lane
+// can only ever claim a chunk of the stripe the word names now.
+static_assert(kStripeChunks < 256 && kMaxChunks / kStripeChunks + 2 < (uint64_t{1} << 48));
+constexpr uint64_t PackClaim(uint64_t stripe, uint64_t next, uint64_t count) {
+  return stripe << 16 | next << 8 | count;
+}
+
+// A stripe's buffers and state: its plaintext and sealed chunks, and what happened to them.
+// One lane per thread (or more lanes than threads, if a thread could not be started). A lane
+// is held by one thread from the read of its stripe to the end of its transform, then waits
+// in the reorder window until its stripe is emitted, and is then free for the next stripe; a
+// thread takes back the lane it used last, whose buffers (under 600 KiB each) are still in its
+// core's cache when the next read copies into them. While its stripe is transformed, any
+// thread waiting for a free lane may claim some of its chunks (StripePipeline::Work).
 struct Lane {
-  explicit Lane(AesGcm g) : gcm(std::move(g)) {}
-  AesGcm gcm;
   WipingBuffer plain;           // plaintext: the input when sealing, the output when opening
   std::vector<uint8_t> sealed;  // sealed chunks: the output when sealing, the input when opening
   std::array<ChunkStatus, kStripeChunks> status{};
@@ -138,29 +164,59 @@ struct Lane {
   unsigned user = 0;                  // the thread that held it last
   Result<size_t> read = size_t{0};    // what reading the stripe returned
   std::exception_ptr read_exception;  // or what it threw: raised in the stripe's turn
+  // Published by the holder (release) once the stripe is read; starts with nothing to claim.
+  // Each on a cache line of its own: the holder updates both at every chunk, a helper reads
+  // the first while it looks for chunks, and adds to the second after each chunk it did.
+  alignas(64) std::atomic<uint64_t> claim{PackClaim(0, 0, 0)};
+  // Chunks of the stripe transformed so far, by any thread (each adds with release).
+  alignas(64) std::atomic<uint32_t> done{0};
 };
 
 // Runs the stripes of one message through up to `threads` threads, one lane each. A thread
-// takes a free lane and the next stripe, reads it under read_mu_ (the Source sees one reader,
-// in order), seals or opens it (in parallel with the others), and puts the lane in the reorder
-// window. Whichever thread puts in the stripe whose turn it is, while no other thread is
-// emitting, emits it and every stripe after it that is ready, in order, one at a time (the
-// Sink sees the stripes in order), freeing their lanes as it goes. A thread that finishes out
-// of turn does not wait to emit its own stripe: it waits only for a free lane. As in a serial
-// loop, the first error in stripe order stops the message and nothing after it is emitted.
-// Source::Read and Sink::Write may therefore run on any of the threads: Reads one at a time,
-// Writes one at a time, but a Read and a Write at once (cobblestone.h).
+// takes a free lane and the next stripe, reads it, seals or opens it (in parallel with the
+// others), and puts the lane in the reorder window. The stripe number is handed out under
+// read_mu_. A Source that reads at offsets (a regular file: Source::StartPositional) is then
+// read outside the lock, each thread at its own stripe's offset; any other Source is read
+// under the lock, one reader at a time, in order.
+//
+// A thread that finds no free lane (its own stripe is done but waits behind a stripe still
+// being transformed) spends the wait sealing or opening chunks of the stripes in hand, each
+// chunk with its own thread's AES-GCM context; the lane's holder waits for those chunks before
+// depositing it. So a faster vCPU takes over chunks from a slower one instead of idling.
+// Reading outside the lock and sharing chunks only gain together: measured alone, each moved
+// the waiting to the other place (a thread no longer waiting for the read lock waited for a
+// lane, and the reverse); see docs/performance.md, stop 20.
+//
+// Whichever thread puts in the stripe whose turn it is, while no other thread is emitting,
+// emits it and every stripe after it that is ready, in order, one at a time (the Sink sees
+// the stripes in order), freeing their lanes as it goes. A thread that finishes out of turn
+// does not wait to emit its own stripe: it waits only for a free lane. As in a serial loop,
+// the first error in stripe order stops the message and nothing after it is emitted.
+// Source::Read, Source::ReadAt and Sink::Write may therefore run on any of the threads:
+// Reads one at a time, Writes one at a time, ReadAt calls at once with each other, and a read
+// and a Write at once (cobblestone.h).
 //
 // Paired runs against the previous engine, in which each thread waited for its stripe's turn
 // and emitted it itself (docs/performance.md, stop 18): 0.988 / 0.983 of the time (encrypt /
 // decrypt) on a host with two equal vCPUs, 0.95-0.96 when one vCPU ran AES-GCM at 60-70% of
-// the other's speed.
+// the other's speed. Then (stop 20) reading outside the lock with chunk sharing, against the
+// engine without them, medians of interleaved pairs on 1 GiB (encrypt / decrypt): 0.845 /
+// 0.910 in 13 pairs with one vCPU at 2.5-2.7 GB/s of AES-GCM and the other at 4.1-4.3 (faster
+// in 12 and 12), 0.994 / 0.963 in 11 with both at 2.6-3.0, 1.004 / 1.010 in 24 with both at
+// 4.1-4.4.
 //
 // Direction (Sealer or Opener below) provides:
 //   void Size(Lane&, uint64_t stripe)                  sizes the lane's buffers for the stripe
 //   Result<size_t> Read(Source&, Lane&, uint64_t)      under read_mu_, in stripe order
-//   bool Last(const Lane&, uint64_t)                   under read_mu_: no stripe follows this one
-//   void Transform(Lane&, uint64_t)                    after a successful Read, in parallel
+//   Result<size_t> ReadAt(Source&, Lane&, uint64_t, uint64_t offset)
+//                                                      or at the offset, on any thread, at once
+//   uint64_t Offset(uint64_t stripe)                   where the stripe starts in the input
+//   bool Last(const Lane&, uint64_t)                   after the read: no stripe follows this one
+//   size_t Prepare(Lane&, uint64_t)                    after a successful Read, by the holder:
+//                                                      the number of chunks to transform
+//   void TransformChunk(Lane&, uint64_t, size_t c, AesGcm&) const
+//                                                      chunk c, on any thread, in parallel;
+//                                                      writes only chunk c's bytes and status
 //   Status Emit(Lane&, uint64_t, bool* done)           in stripe order; done after the last one
 template <typename Direction>
 class StripePipeline {
@@ -170,13 +226,19 @@ class StripePipeline {
   StripePipeline(const StripePipeline&) = delete;
   StripePipeline& operator=(const StripePipeline&) = delete;
 
+  // After Run: the chunks that threads waiting for a lane did for others.
+  uint64_t shared_chunks() const { return shared_chunks_.load(std::memory_order_relaxed); }
+
   // Every helper is joined before Run returns, whatever happens. An exception thrown on any
   // thread stops the others and is rethrown here; one thrown by Source::Read is raised in
   // its stripe's turn, so that an error in an earlier stripe still comes first.
   Status Run() {
     KH_ASSIGN_OR_RETURN(AesGcm gcm, AesGcm::Create(key_));
-    lanes_.reserve(threads_);  // never reallocated once helpers run
-    lanes_.emplace_back(std::move(gcm));
+    contexts_.reserve(threads_);  // never reallocated once helpers run
+    contexts_.push_back(std::move(gcm));
+    lanes_.emplace_back();
+    active_ = std::make_unique<std::atomic<Lane*>[]>(threads_);
+    for (unsigned t = 0; t < threads_; ++t) active_[t].store(nullptr, std::memory_order_relaxed);
     free_.reserve(threads_);
     window_.assign(threads_, nullptr);
     free_.push_back(&lanes_[0]);
@@ -186,6 +248,9 @@ class StripePipeline {
       // Stripes 0 and 1 run on the caller alone: a message of up to 33 chunks (528 KiB)
       // starts no thread and builds no other lane.
       if (Step(0) && Step(0) && threads_ > 1) {
+        // No helper runs yet: the read state needs no lock.
+        positional_ = in_.StartPositional();
+        positional_from_ = next_stripe_;
         AddLanes();
         StartHelpers(helpers);
       }
@@ -209,7 +274,8 @@ class StripePipeline {
     while (lanes_.size() < threads_) {
       Result<AesGcm> gcm = AesGcm::Create(key_);
       if (!gcm.ok()) break;
-      lanes_.emplace_back(std::move(*gcm));
+      contexts_.push_back(std::move(*gcm));
+      lanes_.emplace_back();
       dir_.Size(lanes_.back(), 1);
       lanes_.back().user = static_cast<unsigned>(lanes_.size() - 1);
       free_.push_back(&lanes_.back());
@@ -251,30 +317,112 @@ class StripePipeline {
         return false;
       }
       lane->stripe = next_stripe_++;
-      lane->read_exception = nullptr;
-      try {
-        lane->read = dir_.Read(in_, *lane, lane->stripe);
-      } catch (...) {
-        // Kept for the stripe's turn: an error in an earlier stripe must still win.
-        lane->read_exception = std::current_exception();
-        input_done_ = true;
-      }
-      if (!lane->read_exception && (!lane->read.ok() || dir_.Last(*lane, lane->stripe))) {
-        input_done_ = true;
-      }
+      if (!positional_ && ReadStripe(*lane)) input_done_ = true;
     }
-    if (!lane->read_exception && lane->read.ok()) dir_.Transform(*lane, lane->stripe);
+    // A positional Source is read outside the lock, by each thread at its stripe's offset,
+    // so that a thread on a slower vCPU does not hold up the others while it copies. A
+    // thread may so read a stripe past the end; it is dropped, as the message has ended at
+    // an earlier stripe in stripe order, which is all that is emitted.
+    if (positional_ && ReadStripe(*lane)) {
+      std::lock_guard<std::mutex> lock(read_mu_);
+      input_done_ = true;
+    }
+    if (!lane->read_exception && lane->read.ok()) Transform(*lane, self);
     return Deposit(lane);
   }
 
-  // A free lane, the one this thread used last if it is free; waits (spinning first, as the
-  // stripe ahead is usually about to be emitted) while none is. nullptr once the message has
-  // stopped.
+  // Reads the lane's stripe; true if no stripe should be read after it (the input ended or
+  // failed there, or the message reached its chunk limit).
+  bool ReadStripe(Lane& lane) {
+    lane.read_exception = nullptr;
+    try {
+      lane.read = positional_
+                      ? dir_.ReadAt(in_, lane, lane.stripe,
+                                    dir_.Offset(lane.stripe) - dir_.Offset(positional_from_))
+                      : dir_.Read(in_, lane, lane.stripe);
+    } catch (...) {
+      // Kept for the stripe's turn: an error in an earlier stripe must still win.
+      lane.read_exception = std::current_exception();
+      return true;
+    }
+    return !lane.read.ok() || dir_.Last(lane, lane.stripe);
+  }
+
+  // Seals or opens the stripe in `lane`, which this thread holds: publishes it for the threads
+  // waiting for a lane, works through its chunks with them, and returns once every chunk is
+  // done, whoever did it.
+  void Transform(Lane& lane, unsigned self) {
+    const size_t count = dir_.Prepare(lane, lane.stripe);
+    lane.done.store(0, std::memory_order_relaxed);
+    // Release: a thread that claims a chunk sees the stripe's bytes, read and size.
+    lane.claim.store(PackClaim(lane.stripe, 0, count), std::memory_order_release);
+    active_[self].store(&lane, std::memory_order_release);
+    Work(lane, self);
+    active_[self].store(nullptr, std::memory_order_relaxed);
+    // The last chunks may still be in other threads' hands: a few microseconds each.
+    for (int i = 0; lane.done.load(std::memory_order_acquire) != count; ++i) {
+      if (i < kSpins) {
+        Pause();
+      } else {
+        std::this_thread::yield();  // the thread with the chunk lost its vCPU
+      }
+    }
+  }
+
+  // Claims chunks of `lane`'s current stripe and transforms them with thread `self`'s context
+  // until none is left to claim; the number done. Any thread may call it on any lane: the
+  // claim word names the stripe, and a lane is not reused before all its claims are done.
+  size_t Work(Lane& lane, unsigned self) {
+    size_t worked = 0;
+    uint64_t w = lane.claim.load(std::memory_order_acquire);
+    for (;;) {
+      const uint64_t next = (w >> 8) & 0xff;
+      if (next >= (w & 0xff)) return worked;
+      if (!lane.claim.compare_exchange_weak(w, w + (uint64_t{1} << 8), std::memory_order_acq_rel,
+                                            std::memory_order_acquire)) {
+        continue;  // w now holds the current word
+      }
+      try {
+        dir_.TransformChunk(lane, w >> 16, static_cast<size_t>(next), contexts_[self]);
+      } catch (...) {
+        // Only an allocation in an error's message can throw here. The chunk must still be
+        // counted, or its holder would wait for it forever; its status reports the failure.
+        lane.status[next] = ChunkStatus::kInternal;
+      }
+      lane.done.fetch_add(1, std::memory_order_release);
+      ++worked;
+      w = lane.claim.load(std::memory_order_acquire);
+    }
+  }
+
+  // Helps with the stripes other threads are transforming; true if it did any chunk.
+  bool Help(unsigned self) {
+    size_t worked = 0;
+    for (unsigned t = 0; t < lanes_.size(); ++t) {
+      if (t == self) continue;
+      Lane* lane = active_[t].load(std::memory_order_acquire);
+      if (lane != nullptr) worked += Work(*lane, self);
+    }
+    shared_chunks_.fetch_add(worked, std::memory_order_relaxed);
+    return worked != 0;
+  }
+
+  // A free lane, the one this thread used last if it is free; waits while none is, first
+  // helping with the stripes in hand and spinning (the stripe ahead is usually about to be
+  // emitted), then asleep. nullptr once the message has stopped.
   Lane* TakeLane(unsigned self) {
     std::unique_lock<std::mutex> lock = SpinLock(mu_);
     if (free_.empty()) {
       lock.unlock();
-      for (int i = 0; i < kSpins && !LaneFreeOrStopped(); ++i) Pause();
+      for (int i = 0; i < kSpins && !LaneFreeOrStopped(); ++i) {
+        // Looking for chunks reads the holders' claim words, which they write at every
+        // chunk; reading them at every pause would make each of their claims a cache miss.
+        if (i % kHelpEvery == 0 && Help(self)) {
+          i = -1;  // more may be left: look again at once, and spin afresh
+          continue;
+        }
+        Pause();
+      }
       lock.lock();
       free_cv_.wait(lock, [&] { return !free_.empty() || stopped_.load(); });
     }
@@ -379,11 +527,18 @@ class StripePipeline {
   unsigned threads_;
   Direction& dir_;
   Source& in_;
-  std::vector<Lane> lanes_;
+  std::deque<Lane> lanes_;        // never moved: other threads hold pointers to lanes
+  std::vector<AesGcm> contexts_;  // contexts_[t] is used by thread t only (AesGcm is not
+                                  // thread-safe; all hold the same key schedule)
+  std::unique_ptr<std::atomic<Lane*>[]> active_;  // [t]: the lane thread t is transforming
+  std::atomic<uint64_t> shared_chunks_{0};        // chunks done by Help
 
-  std::mutex read_mu_;  // the Source, next_stripe_ and input_done_
+  std::mutex read_mu_;  // the Source's Read, next_stripe_ and input_done_
   uint64_t next_stripe_ = 0;
   bool input_done_ = false;
+  // Set before the helpers start: stripes from positional_from_ on are read with ReadAt.
+  bool positional_ = false;
+  uint64_t positional_from_ = 0;
 
   std::mutex mu_;  // free_, window_, turn_, emitting_, exception_, changes to stopped_
   std::condition_variable free_cv_;
@@ -416,6 +571,11 @@ class Sealer {
     Size(lane, stripe);
     return FillFromSource(in, lane.plain);
   }
+  Result<size_t> ReadAt(Source& in, Lane& lane, uint64_t stripe, uint64_t offset) const {
+    Size(lane, stripe);
+    return FillAt(in, offset, lane.plain);
+  }
+  static uint64_t Offset(uint64_t stripe) { return StripeFirstChunk(stripe) * kChunkSize; }
 
   // A full stripe holds only full chunks, and a full chunk is never the final one, so no
   // lookahead is needed: the final (possibly empty) chunk is in the first short stripe. A
@@ -425,22 +585,25 @@ class Sealer {
            TooLong(first_chunk_ + StripeFirstChunk(stripe), Chunks(lane));
   }
 
-  void Transform(Lane& lane, uint64_t stripe) const {
-    const size_t n = lane.read.value();
+  // The prefix goes in front of stripe 0's chunks; a stripe past the chunk limit seals
+  // nothing (Emit reports it).
+  size_t Prepare(Lane& lane, uint64_t stripe) const {
     const size_t chunks = Chunks(lane);
-    const uint64_t index = first_chunk_ + StripeFirstChunk(stripe);
-    if (TooLong(index, chunks)) return;  // reported by Emit
+    if (TooLong(first_chunk_ + StripeFirstChunk(stripe), chunks)) return 0;
     const size_t head = Head(stripe);
     std::copy(prefix_.begin(), prefix_.begin() + static_cast<ptrdiff_t>(head), lane.sealed.begin());
-    for (size_t c = 0; c < chunks; ++c) {
-      const size_t begin = c * kChunkSize;
-      const size_t len = std::min(kChunkSize, n - begin);
-      Status s = lane.gcm.Seal(
-          ChunkNonce(base_nonce_, index + c), {},
-          std::span<const uint8_t>(lane.plain).subspan(begin, len),
-          std::span<uint8_t>(lane.sealed).subspan(head + c * kEncryptedChunkSize, len + kTagSize));
-      lane.status[c] = s.ok() ? ChunkStatus::kOk : ChunkStatus::kInternal;
-    }
+    return chunks;
+  }
+
+  void TransformChunk(Lane& lane, uint64_t stripe, size_t c, AesGcm& gcm) const {
+    const size_t n = lane.read.value();
+    const size_t begin = c * kChunkSize;
+    const size_t len = std::min(kChunkSize, n - begin);
+    Status s = gcm.Seal(ChunkNonce(base_nonce_, first_chunk_ + StripeFirstChunk(stripe) + c), {},
+                        std::span<const uint8_t>(lane.plain).subspan(begin, len),
+                        std::span<uint8_t>(lane.sealed)
+                            .subspan(Head(stripe) + c * kEncryptedChunkSize, len + kTagSize));
+    lane.status[c] = s.ok() ? ChunkStatus::kOk : ChunkStatus::kInternal;
   }
 
   Status Emit(Lane& lane, uint64_t stripe, bool* done) {
@@ -499,6 +662,11 @@ class Opener {
     Size(lane, stripe);
     return FillFromSource(in, lane.sealed);
   }
+  Result<size_t> ReadAt(Source& in, Lane& lane, uint64_t stripe, uint64_t offset) const {
+    Size(lane, stripe);
+    return FillAt(in, offset, lane.sealed);
+  }
+  static uint64_t Offset(uint64_t stripe) { return StripeFirstChunk(stripe) * kEncryptedChunkSize; }
 
   // A short stripe ends the payload; so does one that reaches the chunk limit (no valid
   // payload goes on, and nothing past it is read).
@@ -507,20 +675,20 @@ class Opener {
     return s.eof || s.too_long;
   }
 
-  void Transform(Lane& lane, uint64_t stripe) const {
+  // Chunks from kMaxChunks on are not opened (Emit reports them).
+  size_t Prepare(Lane& lane, uint64_t stripe) const { return ShapeOf(lane, stripe).usable; }
+
+  void TransformChunk(Lane& lane, uint64_t stripe, size_t c, AesGcm& gcm) const {
     const Shape s = ShapeOf(lane, stripe);
-    for (size_t c = 0; c < s.usable; ++c) {
-      const size_t len = c < s.full ? kEncryptedChunkSize : s.rest;
-      Status r =
-          lane.gcm.Open(ChunkNonce(base_nonce_, s.index + c), {},
+    const size_t len = c < s.full ? kEncryptedChunkSize : s.rest;
+    Status r = gcm.Open(ChunkNonce(base_nonce_, s.index + c), {},
                         std::span<const uint8_t>(lane.sealed).subspan(c * kEncryptedChunkSize, len),
                         std::span<uint8_t>(lane.plain).subspan(c * kChunkSize, len - kTagSize));
-      if (r.ok()) {
-        lane.status[c] = ChunkStatus::kOk;
-      } else {
-        lane.status[c] = r.error().code == ErrorCode::kAuthFailed ? ChunkStatus::kAuthFailed
-                                                                  : ChunkStatus::kInternal;
-      }
+    if (r.ok()) {
+      lane.status[c] = ChunkStatus::kOk;
+    } else {
+      lane.status[c] = r.error().code == ErrorCode::kAuthFailed ? ChunkStatus::kAuthFailed
+                                                                : ChunkStatus::kInternal;
     }
   }
 
@@ -599,7 +767,9 @@ Result<StreamStats> EncryptChunks(std::span<const uint8_t> key,
   Sealer sealer(base_nonce, prefix, out, first_chunk);
   StripePipeline<Sealer> pipeline(key, ResolveThreads(options.threads), sealer, in);
   KH_RETURN_IF_ERROR(pipeline.Run());
-  return sealer.stats();
+  StreamStats stats = sealer.stats();
+  stats.shared_chunks = pipeline.shared_chunks();
+  return stats;
 }
 
 Result<StreamStats> DecryptChunks(std::span<const uint8_t> key,
@@ -609,7 +779,9 @@ Result<StreamStats> DecryptChunks(std::span<const uint8_t> key,
   Opener opener(base_nonce, out, first_chunk);
   StripePipeline<Opener> pipeline(key, ResolveThreads(options.threads), opener, in);
   KH_RETURN_IF_ERROR(pipeline.Run());
-  return opener.stats();
+  StreamStats stats = opener.stats();
+  stats.shared_chunks = pipeline.shared_chunks();
+  return stats;
 }
 
 }  // namespace keyhold::cobblestone::internal

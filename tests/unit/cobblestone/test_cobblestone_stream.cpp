@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <array>
+#include <atomic>
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <stdexcept>
@@ -185,6 +186,58 @@ TEST_CASE("cobblestone: a slow Sink gets the serial output, in order, from any t
     CHECK(r.error().code == ErrorCode::kPayloadAuthFailed);
     CHECK(partial.bytes == Prefix(pt, 700 * cob::kChunkSize));
   }
+}
+
+// A thread that waits for a free lane seals or opens chunks of the stripes other threads
+// still hold (cobblestone_engine.cpp). Whether it gets any depends on scheduling, so each
+// message is compared with the serial path whatever happened, and the test requires that some
+// messages did share chunks: four threads on fewer cores are preempted in mid-stripe often.
+TEST_CASE("cobblestone: chunks shared between threads give the serial output", "[cobblestone]") {
+  const auto key = keyhold::SecretBytes::Random(32);
+  const Bytes salt = cobtest::RandomBytesForTest(24, 21);
+  // 1 + 16 stripes and a short one.
+  const Bytes pt = cobtest::RandomBytesForTest(16 * 32 * cob::kChunkSize + 1 + 7000, 22);
+  const Bytes ct = EncryptWithSalt(key, salt, kContext, pt, 1);
+  Bytes bad = ct;
+  const size_t bad_chunk = 1 + 5 * 32 + 17;  // in the middle of stripe 6
+  bad[ChunkOffset(bad_chunk) + 100] ^= 4;
+  uint64_t shared_seal = 0, shared_open = 0;
+  for (int run = 0; run < 400 && (shared_seal == 0 || shared_open == 0 || run < 20); ++run) {
+    INFO("run " << run);
+    cobtest::MemorySource src(pt);
+    cobtest::VectorSink sealed;
+    auto e =
+        cob::testing::EncryptWithSaltForTesting(key, salt, kContext, src, sealed, {.threads = 4});
+    REQUIRE(e.ok());
+    REQUIRE(sealed.bytes == ct);
+    CHECK(e->shared_chunks <= e->chunks);
+    shared_seal += e->shared_chunks;
+
+    cobtest::MemorySource in(ct);
+    cobtest::VectorSink opened;
+    auto d = cob::Decrypt(key, kContext, in, opened, {.threads = 4});
+    REQUIRE(d.ok());
+    REQUIRE(opened.bytes == pt);
+    shared_open += d->shared_chunks;
+
+    // A bad chunk whose stripe may be opened by two threads: still exactly the chunks before
+    // it are released.
+    cobtest::MemorySource bad_in(bad);
+    cobtest::VectorSink partial;
+    auto b = cob::Decrypt(key, kContext, bad_in, partial, {.threads = 4});
+    REQUIRE_FALSE(b.ok());
+    REQUIRE(b.error().code == ErrorCode::kPayloadAuthFailed);
+    REQUIRE(partial.bytes == Prefix(pt, bad_chunk * cob::kChunkSize));
+  }
+  CHECK(shared_seal > 0);
+  CHECK(shared_open > 0);
+  // One thread never shares.
+  cobtest::MemorySource src(pt);
+  cobtest::VectorSink sink;
+  auto one =
+      cob::testing::EncryptWithSaltForTesting(key, salt, kContext, src, sink, {.threads = 1});
+  REQUIRE(one.ok());
+  CHECK(one->shared_chunks == 0);
 }
 
 TEST_CASE("cobblestone output is written in large writes", "[cobblestone]") {
@@ -668,4 +721,115 @@ TEST_CASE("FdSource: end of file is final", "[cobblestone]") {
   }
   close(rfd);
   close(wfd);
+}
+
+namespace {
+
+// An unlinked temp file holding `junk` bytes and then `data`, positioned at `data`.
+int FileAt(size_t junk, const Bytes& data) {
+  char path[] = "/tmp/keyhold-positional-XXXXXX";
+  const int fd = mkstemp(path);
+  REQUIRE(fd >= 0);
+  unlink(path);
+  const Bytes pad(junk, 0xee);
+  REQUIRE(write(fd, pad.data(), pad.size()) == static_cast<ssize_t>(pad.size()));
+  REQUIRE(write(fd, data.data(), data.size()) == static_cast<ssize_t>(data.size()));
+  REQUIRE(lseek(fd, static_cast<off_t>(junk), SEEK_SET) == static_cast<off_t>(junk));
+  return fd;
+}
+
+// Forwards to an FdSource and counts the positional reads.
+class CountingFdSource final : public cob::Source {
+ public:
+  explicit CountingFdSource(int fd) : inner_(fd) {}
+  keyhold::Result<size_t> Read(std::span<uint8_t> out) override { return inner_.Read(out); }
+  bool StartPositional() override { return inner_.StartPositional(); }
+  keyhold::Result<size_t> ReadAt(uint64_t offset, std::span<uint8_t> out) override {
+    read_at.fetch_add(1);
+    return inner_.ReadAt(offset, out);
+  }
+  std::atomic<int> read_at{0};
+
+ private:
+  cob::FdSource inner_;
+};
+
+}  // namespace
+
+TEST_CASE("FdSource: positional reads only for a regular file, from where it stands",
+          "[cobblestone]") {
+  const Bytes data = cobtest::RandomBytesForTest(5000, 31);
+  const int fd = FileAt(123, data);
+  cob::FdSource src(fd);
+  std::array<uint8_t, 8> buf{};
+  CHECK_FALSE(src.ReadAt(0, buf).ok());  // not before StartPositional
+  auto first = src.Read(std::span<uint8_t>(buf).first(4));
+  REQUIRE(first.ok());
+  REQUIRE(*first == 4);
+  REQUIRE(src.StartPositional());
+  auto at = src.ReadAt(10, buf);  // offset 10 from where the Reads stopped: data[14..22)
+  REQUIRE(at.ok());
+  REQUIRE(*at == 8);
+  CHECK(Bytes(buf.begin(), buf.end()) == Bytes(data.begin() + 14, data.begin() + 22));
+  auto end = src.ReadAt(4990, buf);  // short at the end of the file, then nothing
+  REQUIRE(end.ok());
+  CHECK(*end == 6);
+  auto past = src.ReadAt(1u << 30, buf);
+  REQUIRE(past.ok());
+  CHECK(*past == 0);
+  close(fd);
+
+  int p[2];
+  REQUIRE(pipe(p) == 0);
+  cob::FdSource pipe_src(p[0]);
+  CHECK_FALSE(pipe_src.StartPositional());
+  close(p[0]);
+  close(p[1]);
+}
+
+TEST_CASE("cobblestone: a file read positionally gives the serial output", "[cobblestone]") {
+  // Several threads read their stripes with pread at once; the input does not start at
+  // offset 0 (a payload after its header), and the tests above read from memory only.
+  const auto key = keyhold::SecretBytes::Random(32);
+  const Bytes salt = cobtest::RandomBytesForTest(24, 32);
+  const Bytes pt = cobtest::RandomBytesForTest(300 * cob::kChunkSize + 77, 33);
+  const Bytes ct = EncryptWithSalt(key, salt, kContext, pt, 1);
+  for (unsigned threads : {2u, 3u, 4u}) {
+    INFO("threads " << threads);
+    const int in = FileAt(4097, pt);
+    CountingFdSource src(in);
+    cobtest::VectorSink sealed;
+    REQUIRE(cob::testing::EncryptWithSaltForTesting(key, salt, kContext, src, sealed,
+                                                    {.threads = threads})
+                .ok());
+    CHECK(sealed.bytes == ct);
+    CHECK(src.read_at.load() >= 9);  // stripes 2-9 and the short one, after two Reads
+    close(in);
+
+    const int cin = FileAt(100, ct);
+    cob::FdSource csrc(cin);
+    cobtest::VectorSink opened;
+    REQUIRE(cob::Decrypt(key, kContext, csrc, opened, {.threads = threads}).ok());
+    CHECK(opened.bytes == pt);
+    close(cin);
+
+    // A bad chunk, a truncation and trailing data, read positionally: the serial outcome.
+    for (int tamper = 0; tamper < 3; ++tamper) {
+      Bytes bad = ct;
+      if (tamper == 0) bad[ChunkOffset(200) + 9] ^= 1;
+      if (tamper == 1) bad.resize(ChunkOffset(150));
+      if (tamper == 2) bad.push_back(0);
+      const Outcome serial = Decrypt(key, kContext, bad, 1);
+      const int bfd = FileAt(7, bad);
+      cob::FdSource bsrc(bfd);
+      cobtest::VectorSink partial;
+      auto r = cob::Decrypt(key, kContext, bsrc, partial, {.threads = threads});
+      close(bfd);
+      INFO("tamper " << tamper);
+      REQUIRE_FALSE(r.ok());
+      CHECK_FALSE(serial.ok);
+      CHECK(r.error().code == serial.code);
+      CHECK(partial.bytes == serial.out);
+    }
+  }
 }

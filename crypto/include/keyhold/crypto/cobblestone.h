@@ -36,9 +36,10 @@ constexpr uint64_t kMaxChunks = uint64_t{1} << 38;
 // Where output goes. Write is called in order, with authenticated plaintext only (when
 // decrypting). A failing Write stops the operation with that error.
 //
-// With Options::threads other than 1, Source::Read and Sink::Write are called from the
-// engine's worker threads as well as the caller's. Reads never overlap one another, and each
-// is ordered after the one before it; the same holds for Writes. But a Read may run at the
+// With Options::threads other than 1, Source::Read, Source::ReadAt and Sink::Write are called
+// from the engine's worker threads as well as the caller's. Reads never overlap one another,
+// and each is ordered after the one before it; the same holds for Writes. ReadAt calls (from
+// a Source that accepted StartPositional) may overlap one another. A read may run at the
 // same time as a Write: a Source and a Sink that share state (a counter, a hasher, one duplex
 // object) must lock it, or run with threads = 1. Neither may depend on thread-local state.
 // An exception thrown by either stops the operation and is rethrown to the caller (one thrown
@@ -55,18 +56,38 @@ class Source {
  public:
   virtual ~Source() = default;
   virtual Result<size_t> Read(std::span<uint8_t> out) = 0;
+
+  // Optional, for a Source that can be read at any offset (a regular file). When the engine
+  // starts more threads for a long message, it asks StartPositional once, after some Reads.
+  // If that returns true, the engine makes no further Read: it reads with ReadAt instead, at
+  // offsets counted from where the Reads stopped, from several threads at once and in any
+  // order, so that no thread waits for another's copy. ReadAt fills `out` as far as possible
+  // and returns fewer bytes only at end of input; it may be called past the end. Where the
+  // Source's own position is left afterwards is unspecified.
+  virtual bool StartPositional() { return false; }
+  virtual Result<size_t> ReadAt(uint64_t offset, std::span<uint8_t> out) {
+    static_cast<void>(offset);
+    static_cast<void>(out);
+    return Error(ErrorCode::kInternal, "this input cannot be read at an offset");
+  }
 };
 
 // Reads until `out` is full or end of file. End of file is final: once a read came back
 // short, later calls return 0 without asking the kernel again.
+// A regular file is read positionally (pread) once the engine asks (StartPositional), from
+// the file offset at that moment; a pipe, a FIFO or a terminal never is.
 class FdSource final : public Source {
  public:
   explicit FdSource(int fd) : fd_(fd) {}
   Result<size_t> Read(std::span<uint8_t> out) override;
+  bool StartPositional() override;
+  Result<size_t> ReadAt(uint64_t offset, std::span<uint8_t> out) override;
 
  private:
   int fd_;
   bool eof_ = false;
+  bool positional_ = false;
+  uint64_t base_ = 0;  // the file offset where positional reads start
 };
 
 class FdSink final : public Sink {
@@ -92,6 +113,10 @@ struct Options {
 struct StreamStats {
   uint64_t plaintext_bytes = 0;
   uint64_t chunks = 0;
+  // Of those, chunks sealed or opened by a thread that was waiting for a free lane, on
+  // behalf of the thread that read their stripe (the engine's load sharing; 0 with one
+  // thread, and it varies from run to run). The output never depends on it.
+  uint64_t shared_chunks = 0;
 };
 
 // The per-message values derived from the input key (exposed for tests and FORMAT.md).
