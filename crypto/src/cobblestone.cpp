@@ -69,10 +69,20 @@ bool FdSource::StartPositional() {
   struct stat st;
   if (fstat(fd_, &st) != 0 || !S_ISREG(st.st_mode)) return false;
   const off_t at = lseek(fd_, 0, SEEK_CUR);
-  if (at < 0) return false;
+  // A file whose size does not reach past the offset is either at its end (the next read
+  // says so) or a pseudo-file that reports size 0 and generates its content as it is read.
+  if (at < 0 || st.st_size <= at) return false;
   base_ = static_cast<uint64_t>(at);
+  furthest_.store(base_, std::memory_order_relaxed);
   positional_ = true;
   return true;
+}
+
+void FdSource::EndPositional() {
+  if (!positional_) return;
+  // Best effort: nothing in keyhold reads the fd afterwards, and a failure changes no byte.
+  static_cast<void>(lseek(fd_, static_cast<off_t>(furthest_.load()), SEEK_SET));
+  positional_ = false;
 }
 
 Result<size_t> FdSource::ReadAt(uint64_t offset, std::span<uint8_t> out) {
@@ -81,7 +91,12 @@ Result<size_t> FdSource::ReadAt(uint64_t offset, std::span<uint8_t> out) {
   // pread takes an off_t; an offset past it is past the end of any file.
   constexpr uint64_t kMaxOffset = static_cast<uint64_t>(std::numeric_limits<off_t>::max());
   if (offset > kMaxOffset - base_) return size_t{0};
-  return PreadFull(fd_, out, base_ + offset);
+  KH_ASSIGN_OR_RETURN(size_t n, PreadFull(fd_, out, base_ + offset));
+  const uint64_t end = base_ + offset + n;
+  uint64_t seen = furthest_.load(std::memory_order_relaxed);
+  while (seen < end && !furthest_.compare_exchange_weak(seen, end, std::memory_order_relaxed)) {
+  }
+  return n;
 }
 
 Status FdSink::Write(std::span<const uint8_t> data) { return WriteAll(fd_, data); }

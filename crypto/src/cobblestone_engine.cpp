@@ -120,7 +120,7 @@ namespace {
 constexpr int kSpins = 2000;
 
 // While it waits for a lane, a thread looks for chunks to share once every kHelpEvery pauses
-// (about a microsecond, a quarter of a chunk's AES-GCM).
+// (0.3 to 3 microseconds by the figures above; a chunk's AES-GCM takes about 4).
 constexpr int kHelpEvery = 64;
 
 inline void Pause() {
@@ -143,8 +143,10 @@ std::unique_lock<std::mutex> SpinLock(std::mutex& mu) {
 // A lane's claim word packs the stripe in hand (bits 16-63), the next of its chunks to hand
 // out (bits 8-15) and how many it has to transform (bits 0-7). One compare-and-swap hands out
 // a chunk and names the stripe it belongs to, so a thread holding a stale pointer to the lane
-// can only ever claim a chunk of the stripe the word names now.
-static_assert(kStripeChunks < 256 && kMaxChunks / kStripeChunks + 2 < (uint64_t{1} << 48));
+// can only ever claim a chunk of the stripe the word names now. Stripe numbers stay far below
+// 2^48: a message stops at kMaxChunks, and at most kMaxThreads stripes are read past its end.
+static_assert(kStripeChunks < 256 &&
+              kMaxChunks / kStripeChunks + 2 + kMaxThreads < (uint64_t{1} << 48));
 constexpr uint64_t PackClaim(uint64_t stripe, uint64_t next, uint64_t count) {
   return stripe << 16 | next << 8 | count;
 }
@@ -260,6 +262,7 @@ class StripePipeline {
       Abandon(std::current_exception());
     }
     for (std::thread& t : helpers) t.join();
+    if (positional_) in_.EndPositional();
     if (exception_) std::rethrow_exception(exception_);
     if (error_) return std::move(*error_);
     return {};
@@ -360,8 +363,9 @@ class StripePipeline {
     Work(lane, self);
     active_[self].store(nullptr, std::memory_order_relaxed);
     // The last chunks may still be in other threads' hands: a few microseconds each.
-    for (int i = 0; lane.done.load(std::memory_order_acquire) != count; ++i) {
+    for (int i = 0; lane.done.load(std::memory_order_acquire) != count;) {
       if (i < kSpins) {
+        ++i;
         Pause();
       } else {
         std::this_thread::yield();  // the thread with the chunk lost its vCPU
@@ -385,9 +389,11 @@ class StripePipeline {
       try {
         dir_.TransformChunk(lane, w >> 16, static_cast<size_t>(next), contexts_[self]);
       } catch (...) {
-        // Only an allocation in an error's message can throw here. The chunk must still be
-        // counted, or its holder would wait for it forever; its status reports the failure.
+        // Only an allocation in an error's message can throw here. It stops the message and
+        // is rethrown by Run, as on any thread; the chunk must still be counted, or its
+        // holder would wait for it forever.
         lane.status[next] = ChunkStatus::kInternal;
+        Abandon(std::current_exception());
       }
       lane.done.fetch_add(1, std::memory_order_release);
       ++worked;

@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <random>
 #include <span>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -41,6 +42,46 @@ class MemorySource final : public keyhold::cobblestone::Source {
  private:
   std::span<const uint8_t> data_;
   size_t max_read_;
+  size_t pos_ = 0;
+};
+
+// A MemorySource that accepts StartPositional, as a regular file does; ReadAt from
+// `fail_at` on (an offset from where the Reads stopped) returns an I/O error, or throws if
+// `throw_instead`.
+class PositionalMemorySource final : public keyhold::cobblestone::Source {
+ public:
+  explicit PositionalMemorySource(std::span<const uint8_t> data, uint64_t fail_at = UINT64_MAX,
+                                  bool throw_instead = false)
+      : data_(data), fail_at_(fail_at), throw_(throw_instead) {}
+  keyhold::Result<size_t> Read(std::span<uint8_t> out) override {
+    const size_t n = std::min(out.size(), data_.size() - pos_);
+    std::copy_n(data_.begin() + static_cast<std::ptrdiff_t>(pos_), n, out.begin());
+    pos_ += n;
+    return n;
+  }
+  bool StartPositional() override {
+    started = true;
+    return true;
+  }
+  keyhold::Result<size_t> ReadAt(uint64_t offset, std::span<uint8_t> out) override {
+    if (offset >= fail_at_) {
+      if (throw_) throw std::runtime_error("ReadAt: test");
+      return keyhold::Error(keyhold::ErrorCode::kIo, "read failed: test");
+    }
+    if (offset >= data_.size() - pos_) return size_t{0};
+    const size_t at = pos_ + static_cast<size_t>(offset);
+    const size_t n = std::min(out.size(), data_.size() - at);
+    std::copy_n(data_.begin() + static_cast<std::ptrdiff_t>(at), n, out.begin());
+    return n;
+  }
+  void EndPositional() override { ended = true; }
+  bool started = false;
+  bool ended = false;
+
+ private:
+  std::span<const uint8_t> data_;
+  uint64_t fail_at_;
+  bool throw_;
   size_t pos_ = 0;
 };
 

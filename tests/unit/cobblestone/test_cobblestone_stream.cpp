@@ -201,36 +201,48 @@ TEST_CASE("cobblestone: chunks shared between threads give the serial output", "
   Bytes bad = ct;
   const size_t bad_chunk = 1 + 5 * 32 + 17;  // in the middle of stripe 6
   bad[ChunkOffset(bad_chunk) + 100] ^= 4;
-  uint64_t shared_seal = 0, shared_open = 0;
-  for (int run = 0; run < 400 && (shared_seal == 0 || shared_open == 0 || run < 20); ++run) {
+  // Even runs read under the lock, odd runs positionally (as a regular file is read).
+  uint64_t shared_seal = 0, shared_open = 0, shared_positional = 0;
+  for (int run = 0;
+       run < 400 && (shared_seal == 0 || shared_open == 0 || shared_positional == 0 || run < 20);
+       ++run) {
     INFO("run " << run);
-    cobtest::MemorySource src(pt);
+    const bool positional = run % 2 == 1;
+    cobtest::MemorySource mem_src(pt);
+    cobtest::PositionalMemorySource pos_src(pt);
     cobtest::VectorSink sealed;
-    auto e =
-        cob::testing::EncryptWithSaltForTesting(key, salt, kContext, src, sealed, {.threads = 4});
+    auto e = cob::testing::EncryptWithSaltForTesting(
+        key, salt, kContext, positional ? static_cast<cob::Source&>(pos_src) : mem_src, sealed,
+        {.threads = 4});
     REQUIRE(e.ok());
     REQUIRE(sealed.bytes == ct);
-    CHECK(e->shared_chunks <= e->chunks);
+    REQUIRE(pos_src.ended == positional);
     shared_seal += e->shared_chunks;
 
-    cobtest::MemorySource in(ct);
+    cobtest::MemorySource mem_in(ct);
+    cobtest::PositionalMemorySource pos_in(ct);
     cobtest::VectorSink opened;
-    auto d = cob::Decrypt(key, kContext, in, opened, {.threads = 4});
+    auto d = cob::Decrypt(key, kContext, positional ? static_cast<cob::Source&>(pos_in) : mem_in,
+                          opened, {.threads = 4});
     REQUIRE(d.ok());
     REQUIRE(opened.bytes == pt);
     shared_open += d->shared_chunks;
+    if (positional) shared_positional += e->shared_chunks + d->shared_chunks;
 
     // A bad chunk whose stripe may be opened by two threads: still exactly the chunks before
     // it are released.
-    cobtest::MemorySource bad_in(bad);
+    cobtest::MemorySource mem_bad(bad);
+    cobtest::PositionalMemorySource pos_bad(bad);
     cobtest::VectorSink partial;
-    auto b = cob::Decrypt(key, kContext, bad_in, partial, {.threads = 4});
+    auto b = cob::Decrypt(key, kContext, positional ? static_cast<cob::Source&>(pos_bad) : mem_bad,
+                          partial, {.threads = 4});
     REQUIRE_FALSE(b.ok());
     REQUIRE(b.error().code == ErrorCode::kPayloadAuthFailed);
     REQUIRE(partial.bytes == Prefix(pt, bad_chunk * cob::kChunkSize));
   }
   CHECK(shared_seal > 0);
   CHECK(shared_open > 0);
+  CHECK(shared_positional > 0);
   // One thread never shares.
   cobtest::MemorySource src(pt);
   cobtest::VectorSink sink;
@@ -744,6 +756,7 @@ class CountingFdSource final : public cob::Source {
   explicit CountingFdSource(int fd) : inner_(fd) {}
   keyhold::Result<size_t> Read(std::span<uint8_t> out) override { return inner_.Read(out); }
   bool StartPositional() override { return inner_.StartPositional(); }
+  void EndPositional() override { inner_.EndPositional(); }
   keyhold::Result<size_t> ReadAt(uint64_t offset, std::span<uint8_t> out) override {
     read_at.fetch_add(1);
     return inner_.ReadAt(offset, out);
@@ -811,6 +824,8 @@ TEST_CASE("cobblestone: a file read positionally gives the serial output", "[cob
     cobtest::VectorSink opened;
     REQUIRE(cob::Decrypt(key, kContext, csrc, opened, {.threads = threads}).ok());
     CHECK(opened.bytes == pt);
+    // The file offset ends where serial reads leave it: at the end (the fd may be a shell's).
+    CHECK(lseek(cin, 0, SEEK_CUR) == static_cast<off_t>(100 + ct.size()));
     close(cin);
 
     // A bad chunk, a truncation and trailing data, read positionally: the serial outcome.
@@ -830,6 +845,87 @@ TEST_CASE("cobblestone: a file read positionally gives the serial output", "[cob
       CHECK_FALSE(serial.ok);
       CHECK(r.error().code == serial.code);
       CHECK(partial.bytes == serial.out);
+    }
+  }
+}
+
+TEST_CASE("cobblestone: positional reads at stripe boundaries give the serial outcome",
+          "[cobblestone]") {
+  // 33 chunks: the first positional read is at the end of the input; 65 and 97: the input
+  // ends with a whole stripe, and the final empty chunk is in a stripe of its own.
+  const auto key = keyhold::SecretBytes::Random(32);
+  const Bytes salt = cobtest::RandomBytesForTest(24, 41);
+  for (size_t chunks : {size_t{33}, size_t{65}, size_t{97}}) {
+    for (size_t extra : {size_t{0}, size_t{1}}) {
+      const Bytes pt = cobtest::RandomBytesForTest(chunks * cob::kChunkSize + extra, 42);
+      const Bytes ct = EncryptWithSalt(key, salt, kContext, pt, 1);
+      for (unsigned threads : {2u, 4u}) {
+        INFO(chunks << " chunks + " << extra << ", threads " << threads);
+        cobtest::PositionalMemorySource src(pt);
+        cobtest::VectorSink sealed;
+        REQUIRE(cob::testing::EncryptWithSaltForTesting(key, salt, kContext, src, sealed,
+                                                        {.threads = threads})
+                    .ok());
+        CHECK(sealed.bytes == ct);
+        CHECK(src.started);
+        const int fd = FileAt(3, ct);
+        cob::FdSource fsrc(fd);
+        cobtest::VectorSink opened;
+        REQUIRE(cob::Decrypt(key, kContext, fsrc, opened, {.threads = threads}).ok());
+        CHECK(opened.bytes == pt);
+        close(fd);
+        // Cut at each stripe boundary, and one byte short of the end.
+        for (size_t cut : {ChunkOffset(33), ChunkOffset(65), ct.size() - 1}) {
+          if (cut >= ct.size()) continue;
+          const Bytes shortened(ct.begin(), ct.begin() + static_cast<std::ptrdiff_t>(cut));
+          INFO("cut at " << cut);
+          const Outcome serial = Decrypt(key, kContext, shortened, 1);
+          cobtest::PositionalMemorySource psrc(shortened);
+          cobtest::VectorSink partial;
+          auto r = cob::Decrypt(key, kContext, psrc, partial, {.threads = threads});
+          REQUIRE_FALSE(serial.ok);
+          REQUIRE_FALSE(r.ok());
+          CHECK(r.error().code == serial.code);
+          CHECK(partial.bytes == serial.out);
+        }
+      }
+    }
+  }
+}
+
+TEST_CASE("cobblestone: a failing positional read is reported in its stripe's turn",
+          "[cobblestone]") {
+  const auto key = keyhold::SecretBytes::Random(32);
+  const Bytes pt = cobtest::RandomBytesForTest(200 * cob::kChunkSize + 5, 43);
+  const Bytes ct = EncryptWithSalt(key, cobtest::RandomBytesForTest(24, 44), kContext, pt, 1);
+  // Positional reads start at stripe 2 (chunk 33); stripe 3 (chunks 65-96) is 32 sealed
+  // chunks further on.
+  const uint64_t stripe3 = 32 * cob::kEncryptedChunkSize;
+  Bytes bad = ct;
+  bad[ChunkOffset(40) + 3] ^= 1;  // in stripe 2
+  for (unsigned threads : {2u, 4u}) {
+    INFO("threads " << threads);
+    for (bool throws : {false, true}) {
+      INFO("throws " << throws);
+      // A bad chunk before the failing read: the authentication failure wins.
+      cobtest::PositionalMemorySource bad_src(bad, stripe3, throws);
+      cobtest::VectorSink partial;
+      auto r = cob::Decrypt(key, kContext, bad_src, partial, {.threads = threads});
+      REQUIRE_FALSE(r.ok());
+      CHECK(r.error().code == ErrorCode::kPayloadAuthFailed);
+      CHECK(partial.bytes == Prefix(pt, 40 * cob::kChunkSize));
+      // Nothing bad before it: the read's own failure, after every chunk before its stripe.
+      cobtest::PositionalMemorySource src(ct, stripe3, throws);
+      cobtest::VectorSink out;
+      if (throws) {
+        CHECK_THROWS_AS(cob::Decrypt(key, kContext, src, out, {.threads = threads}),
+                        std::runtime_error);
+      } else {
+        auto e = cob::Decrypt(key, kContext, src, out, {.threads = threads});
+        REQUIRE_FALSE(e.ok());
+        CHECK(e.error().code == ErrorCode::kIo);
+      }
+      CHECK(out.bytes == Prefix(pt, 65 * cob::kChunkSize));
     }
   }
 }

@@ -10,6 +10,7 @@
 #define KEYHOLD_CRYPTO_COBBLESTONE_H_
 
 #include <array>
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -62,9 +63,10 @@ class Source {
   // If that returns true, the engine makes no further Read: it reads with ReadAt instead, at
   // offsets counted from where the Reads stopped, from several threads at once and in any
   // order, so that no thread waits for another's copy. ReadAt fills `out` as far as possible
-  // and returns fewer bytes only at end of input; it may be called past the end. Where the
-  // Source's own position is left afterwards is unspecified.
+  // and returns fewer bytes only at end of input; it may be called past the end. After the
+  // last ReadAt the engine calls EndPositional once.
   virtual bool StartPositional() { return false; }
+  virtual void EndPositional() {}
   virtual Result<size_t> ReadAt(uint64_t offset, std::span<uint8_t> out) {
     static_cast<void>(offset);
     static_cast<void>(out);
@@ -74,20 +76,25 @@ class Source {
 
 // Reads until `out` is full or end of file. End of file is final: once a read came back
 // short, later calls return 0 without asking the kernel again.
-// A regular file is read positionally (pread) once the engine asks (StartPositional), from
-// the file offset at that moment; a pipe, a FIFO or a terminal never is.
+// A regular file with data past the file offset is read positionally (pread) once the
+// engine asks (StartPositional), from that offset; a pipe, a FIFO, a terminal or a file
+// that reports no size (procfs, sysfs) never is. EndPositional sets the file offset to the
+// furthest byte read, which after a complete read is the end of the file, where serial
+// reads would have left it (the fd may be a shell's standard input).
 class FdSource final : public Source {
  public:
   explicit FdSource(int fd) : fd_(fd) {}
   Result<size_t> Read(std::span<uint8_t> out) override;
   bool StartPositional() override;
   Result<size_t> ReadAt(uint64_t offset, std::span<uint8_t> out) override;
+  void EndPositional() override;
 
  private:
   int fd_;
   bool eof_ = false;
   bool positional_ = false;
-  uint64_t base_ = 0;  // the file offset where positional reads start
+  uint64_t base_ = 0;                  // the file offset where positional reads start
+  std::atomic<uint64_t> furthest_{0};  // the furthest file offset ReadAt reached
 };
 
 class FdSink final : public Sink {
@@ -113,9 +120,11 @@ struct Options {
 struct StreamStats {
   uint64_t plaintext_bytes = 0;
   uint64_t chunks = 0;
-  // Of those, chunks sealed or opened by a thread that was waiting for a free lane, on
-  // behalf of the thread that read their stripe (the engine's load sharing; 0 with one
-  // thread, and it varies from run to run). The output never depends on it.
+  // Chunks sealed or opened by a thread that was waiting for a free lane, on behalf of the
+  // thread that read their stripe (the engine's load sharing: 0 with one thread, and it
+  // varies from run to run). It may count chunks that were then dropped (a chunk after a
+  // failed one, a stripe read past the end), so it is not a part of `chunks`. The output
+  // never depends on it.
   uint64_t shared_chunks = 0;
 };
 
