@@ -219,11 +219,15 @@ TEST_CASE("cobblestone: chunks shared between threads give the serial output", "
     REQUIRE(pos_src.ended == positional);
     shared_seal += e->shared_chunks;
 
-    cobtest::MemorySource mem_in(ct);
-    cobtest::PositionalMemorySource pos_in(ct);
+    // Decrypts `in` through the run's kind of Source.
+    auto decrypt = [&](const Bytes& in, cobtest::VectorSink& out) {
+      cobtest::MemorySource mem(in);
+      cobtest::PositionalMemorySource pos(in);
+      return cob::Decrypt(key, kContext, positional ? static_cast<cob::Source&>(pos) : mem, out,
+                          {.threads = 4});
+    };
     cobtest::VectorSink opened;
-    auto d = cob::Decrypt(key, kContext, positional ? static_cast<cob::Source&>(pos_in) : mem_in,
-                          opened, {.threads = 4});
+    auto d = decrypt(ct, opened);
     REQUIRE(d.ok());
     REQUIRE(opened.bytes == pt);
     shared_open += d->shared_chunks;
@@ -231,11 +235,8 @@ TEST_CASE("cobblestone: chunks shared between threads give the serial output", "
 
     // A bad chunk whose stripe may be opened by two threads: still exactly the chunks before
     // it are released.
-    cobtest::MemorySource mem_bad(bad);
-    cobtest::PositionalMemorySource pos_bad(bad);
     cobtest::VectorSink partial;
-    auto b = cob::Decrypt(key, kContext, positional ? static_cast<cob::Source&>(pos_bad) : mem_bad,
-                          partial, {.threads = 4});
+    auto b = decrypt(bad, partial);
     REQUIRE_FALSE(b.ok());
     REQUIRE(b.error().code == ErrorCode::kPayloadAuthFailed);
     REQUIRE(partial.bytes == Prefix(pt, bad_chunk * cob::kChunkSize));
