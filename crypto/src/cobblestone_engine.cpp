@@ -203,7 +203,7 @@ struct Lane {
 // decrypt) on a host with two equal vCPUs, 0.95-0.96 when one vCPU ran AES-GCM at 60-70% of
 // the other's speed. Then (stop 20) reading outside the lock with chunk sharing, against the
 // engine without them, medians of interleaved pairs on 1 GiB (encrypt / decrypt): 0.845 /
-// 0.910 in 13 pairs with one vCPU at 2.5-2.7 GB/s of AES-GCM and the other at 4.1-4.3 (faster
+// 0.910 in 13 pairs with one vCPU at 2.5-2.8 GB/s of AES-GCM and the other at 4.0-4.3 (faster
 // in 12 and 12), 0.994 / 0.963 in 11 with both at 2.6-3.0, 1.004 / 1.010 in 24 with both at
 // 4.1-4.4.
 //
