@@ -91,6 +91,27 @@ expect_code 3; expect_err "not a keyhold object"
 kh inspect garbage.kh
 expect_code 3; expect_error_format
 
+# --- a multi-stripe object: regular files read at offsets by several threads -------------
+# 3 MB is past the 33 chunks (528 KiB) one thread handles alone, so with -j 4 every thread
+# reads its own stripes of the input (and of the ciphertext) with pread. A stdin redirected
+# from a file is read the same way and must be left at its end, where a shell expects it.
+head -c 3000000 /dev/urandom > big.bin
+kh --passphrase-file pass encrypt -j 4 -k backups -o big.kh big.bin
+expect_code 0
+kh --passphrase-file pass decrypt -j 4 -o big.out big.kh
+expect_code 0; expect_same big.bin big.out
+kh_in big.bin --passphrase-file pass encrypt -j 4 -k backups -o big2.kh -
+expect_code 0
+kh --passphrase-file pass decrypt -j 1 -o big2.out big2.kh
+expect_code 0; expect_same big.bin big2.out
+left=$({ "$KH_BIN" --passphrase-file pass -q decrypt -j 4 -o - - >/dev/null 2>&1; wc -c; } <big.kh)
+expect_true '[ "$left" = 0 ]'
+# A chunk flipped deep in the object (in stripe 3): exit 3, no output, no temp file.
+cp big.kh bigbad.kh
+flip_byte bigbad.kh 1500000
+kh --passphrase-file pass decrypt -j 4 -o bigbad.out bigbad.kh
+expect_code 3; expect_error_format; expect_no_file bigbad.out; expect_no_temp .
+
 # --- unreadable and missing input ---------------------------------------------------------
 kh --passphrase-file pass encrypt -k backups -o x.kh nosuchfile
 expect_code 1; expect_error_format; expect_err "nosuchfile"
