@@ -70,10 +70,15 @@ std::array<uint8_t, kNonceSize> ChunkNonce(std::span<const uint8_t, kNonceSize> 
   return nonce;
 }
 
-Result<size_t> FillFromSource(Source& in, std::span<uint8_t> out) {
+namespace {
+
+// Calls read(done, out.subspan(done)) until `out` is full or a call returns 0, so that a
+// Source that returns short reads early cannot make a middle chunk look final.
+template <typename ReadFn>
+Result<size_t> Fill(std::span<uint8_t> out, ReadFn read) {
   size_t done = 0;
   while (done < out.size()) {
-    KH_ASSIGN_OR_RETURN(size_t n, in.Read(out.subspan(done)));
+    KH_ASSIGN_OR_RETURN(size_t n, read(done, out.subspan(done)));
     if (n > out.size() - done) {
       return Error(ErrorCode::kInternal, "source returned more bytes than requested");
     }
@@ -83,17 +88,15 @@ Result<size_t> FillFromSource(Source& in, std::span<uint8_t> out) {
   return done;
 }
 
+}  // namespace
+
+Result<size_t> FillFromSource(Source& in, std::span<uint8_t> out) {
+  return Fill(out, [&](size_t, std::span<uint8_t> rest) { return in.Read(rest); });
+}
+
 Result<size_t> FillAt(Source& in, uint64_t offset, std::span<uint8_t> out) {
-  size_t done = 0;
-  while (done < out.size()) {
-    KH_ASSIGN_OR_RETURN(size_t n, in.ReadAt(offset + done, out.subspan(done)));
-    if (n > out.size() - done) {
-      return Error(ErrorCode::kInternal, "source returned more bytes than requested");
-    }
-    if (n == 0) break;
-    done += n;
-  }
-  return done;
+  return Fill(out,
+              [&](size_t done, std::span<uint8_t> rest) { return in.ReadAt(offset + done, rest); });
 }
 
 Result<DerivedKeys> DeriveAndCheck(const SecretBytes& input_key, std::span<const uint8_t> salt,
