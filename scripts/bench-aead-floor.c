@@ -6,7 +6,8 @@
 //   bench-aead-floor seal|open FILE THREADS
 //
 // THREADS 0 means as many as keyhold starts by default: the online CPUs, at most 8. Prints
-// the number of bytes it read (scripts/bench checks it against the file's size).
+// the number of bytes it read (scripts/bench checks it against the file's size) and the
+// number of threads it ran.
 //
 // THREADS threads take stripes of 32 chunks in turn, as keyhold's engine does; each preads
 // its stripe into its own buffer and seals (16384-byte chunks) or opens (16400-byte chunks,
@@ -134,6 +135,6 @@ int main(int argc, char** argv) {
     if (pthread_join(tids[i], NULL) != 0) die("cannot join a thread");
   }
   EVP_CIPHER_free(g_cipher);
-  printf("%lld\n", (long long)atomic_load(&g_bytes_read));
+  printf("%lld %ld\n", (long long)atomic_load(&g_bytes_read), threads);
   return 0;
 }
